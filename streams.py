@@ -1,0 +1,49 @@
+"""A job's event stream, as one viewer sees it.
+
+A viewer that sends Last-Event-ID gets the (compacted) events it missed, then the live tail. One
+that does not (a first visit, a refresh, htmx's own reconnect) first gets one snapshot event that
+brings every part of the page up to date. The stream always ends with an event named `done`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import views
+from jobs import Job, SQLiteJobStore
+
+
+def parse_last_event_id(raw: str | None, job: Job) -> int | None:
+    """The id a reconnecting browser resumes from, or None when a snapshot is needed."""
+    try:
+        seq = int(raw or "")
+    except ValueError:
+        return None
+    return seq if 0 <= seq <= job.last_seq else None
+
+
+def done_event(job: Job) -> dict:
+    return {"id": str(job.last_seq), "event": "done", "data": views.snapshot(job)}
+
+
+async def job_events(store: SQLiteJobStore, job: Job, last_event_id: int | None) -> AsyncIterator[dict]:
+    if last_event_id is None:
+        if job.is_final:
+            yield done_event(job)
+            return
+        yield {"id": str(job.last_seq), "event": "update", "data": views.snapshot(job)}
+        cursor = job.last_seq
+    else:
+        cursor = last_event_id
+    while True:
+        for event in store.events_after(job.id, cursor):
+            yield {"id": str(event.seq), "event": event.name, "data": event.data}
+            cursor = event.seq
+            if event.name == "done":
+                return
+        current = store.get(job.id)
+        if current is None or current.is_final:  # deleted, or ended before this viewer came
+            if current is not None:
+                yield done_event(current)
+            return
+        await store.wait_for_events(job.id, cursor)

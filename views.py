@@ -1,0 +1,101 @@
+"""Rendering: the Jinja environment, safe Markdown, and the fragments SSE events carry.
+
+The full page, the htmx POST response and every SSE event render the same partials, so a refresh
+and a live update can never disagree. LLM output reaches HTML only through `markdown()`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nh3
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from jobs import Job
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# "js-default" leaves raw HTML as text and refuses javascript:/vbscript:/data: links.
+_markdown = MarkdownIt("js-default").enable("table")
+_ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "code", "pre",
+    "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td",
+}  # fmt: skip
+# No images: a picture in LLM output would make the reader's browser fetch an arbitrary URL.
+_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
+
+
+def markdown(text: str) -> Markup:
+    """Untrusted Markdown to sanitized HTML: no scripts, no handlers, no hx-* attributes."""
+    html = _markdown.render(text or "")
+    clean = nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return Markup(clean)
+
+
+def age(timestamp: float) -> str:
+    seconds = max(0, int(time.time() - timestamp))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"
+
+
+def create_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["markdown"] = markdown
+    env.filters["age"] = age
+    return env
+
+
+environment = create_environment()
+
+# Which partials an event with a given key redraws. An event's key fixes its parts, so a later
+# event with the same key always supersedes an earlier one (jobs.py keeps only the latest).
+PARTS_BY_KEY = {
+    "job": ("_progress.html", "_status.html", "_steps.html", "_actions.html"),
+    "outline": ("_progress.html", "_status.html", "_sections.html"),
+    "article": ("_progress.html", "_status.html", "_article.html"),
+}
+SNAPSHOT_PARTS = (
+    "_progress.html", "_status.html", "_steps.html", "_actions.html", "_sections.html",
+    "_article.html",
+)  # fmt: skip
+
+
+def render_parts(job: Job, parts: tuple[str, ...], **context: object) -> str:
+    """Out-of-band fragments for `parts`, to be swapped in wherever their ids already are."""
+    return "".join(
+        environment.get_template(name).render(job=job, oob=True, **context) for name in parts
+    )
+
+
+def render_key(job: Job, key: str) -> str:
+    """The fragments for an event with this key, drawn from the job's current state."""
+    if key.startswith("section:"):
+        index = int(key.partition(":")[2])
+        section = environment.get_template("_section.html").render(
+            job=job, section=job.sections[index], index=index, oob=True
+        )
+        return render_parts(job, ("_progress.html", "_status.html")) + section
+    if key == "done":
+        return snapshot(job)
+    return render_parts(job, PARTS_BY_KEY[key])
+
+
+def snapshot(job: Job) -> str:
+    """Everything on the job page that can change, as one event's data."""
+    return render_parts(job, SNAPSHOT_PARTS)
