@@ -1,0 +1,62 @@
+"""Fixtures: a running fake LLM, the real app under uvicorn, an isolated data directory."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from app_server import AppServer  # noqa: E402
+from fake_llm import FakeLLM  # noqa: E402
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the app is asyncio code; never run it under trio
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeLLM]:
+    fake = FakeLLM().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def llm(fake_llm: FakeLLM) -> Iterator[FakeLLM]:
+    """The shared fake, reset to quick deterministic answers for each test."""
+    fake_llm.reset()
+    yield fake_llm
+    fake_llm.reset()
+
+
+@pytest.fixture
+def start_app(tmp_path: Path, fake_llm: FakeLLM):
+    """Start the app with extra environment; stopped after the test."""
+    servers: list[AppServer] = []
+
+    def start(**env: str) -> AppServer:
+        env = {"OPENAI_BASE_URL": fake_llm.base_url, "DRAFTLINE_MODEL": "fake", **env}
+        server = AppServer(tmp_path, {k: v for k, v in env.items() if v is not None}).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+        assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture
+def app_server(start_app, llm: FakeLLM) -> AppServer:
+    return start_app()
+
+
+@pytest.fixture
+def client(app_server: AppServer) -> Iterator[httpx.Client]:
+    with app_server.client() as http:
+        yield http

@@ -1,0 +1,202 @@
+"""End to end: the real app under uvicorn, the real openai client, a fake LLM on the wire."""
+
+from __future__ import annotations
+
+import re
+
+from html_checks import active_markup
+from sse import read_events, wait_for
+
+
+def create(client, topic: str = "Tide pools") -> dict:
+    response = client.post("/api/jobs", json={"topic": topic})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_happy_path_streams_outline_sections_and_article_then_done(client, llm):
+    llm.token_delay = 0.01  # slow enough that sections are seen growing
+    job = create(client)
+    events = read_events(client, job["id"])
+
+    assert events[0].name == "update" and 'id="progress"' in events[0].data  # snapshot first
+    assert events[-1].name == "done"
+    assert all(e.id is not None for e in events)
+    ids = [int(e.id) for e in events]
+    assert ids == sorted(ids)
+
+    progress = [e.progress for e in events if e.progress is not None]
+    assert progress == sorted(progress), progress
+    assert progress[-1] == 100 and 33 in progress and 66 in progress
+
+    first_section = [e.data for e in events if 'id="section-0"' in e.data and "hx-swap-oob" in e.data]
+    lengths = [len(re.findall(r"word\d+", d.split('id="section-0"')[1].split("</article>")[0])) for d in first_section]
+    assert max(lengths) == 40 and any(0 < n < 40 for n in lengths), lengths  # grew while written
+
+    final = client.get(f"/api/jobs/{job['id']}").json()
+    assert final["status"] == "done" and final["progress"] == 100 and final["step"] is None
+    assert final["outline"] == [f"Tide pools: part {i}" for i in (1, 2, 3)]
+    assert [s["title"] for s in final["sections"]] == final["outline"]
+    assert all(s["text"].startswith("This part covers") for s in final["sections"])
+    assert final["article"].startswith("# Tide pools") and "Friendly:" in final["article"]
+    assert final["error"] is None
+
+
+def test_sections_are_written_concurrently(client, llm):
+    llm.token_delay, llm.sections = 0.005, 4
+    job = create(client)
+    read_events(client, job["id"])
+    sections = llm.calls_of("section")
+    assert len(sections) == 4
+    first_finish = min(c.finished for c in sections)
+    assert all(c.started < first_finish for c in sections), "sections ran one after another"
+
+
+def test_refresh_mid_job_shows_sections_already_written(client, llm):
+    llm.token_delay, llm.sections, llm.section_words = 0.01, 2, 20
+    job = create(client)
+    api = f"/api/jobs/{job['id']}"
+
+    def first_section_done():
+        current = client.get(api).json()
+        return current if current["status"] == "running" and current["step"] == "style" else None
+
+    mid = wait_for(first_section_done)
+    page = client.get(f"/jobs/{job['id']}")
+    assert page.status_code == 200
+    assert mid["sections"][0]["text"][:40] in page.text
+    assert 'sse-connect="/jobs/' in page.text and "<noscript>" in page.text
+    assert re.search(r'<progress max="100" value="(6[6-9]|[7-9]\d)"', page.text)
+
+    assert read_events(client, job["id"])[-1].name == "done"
+    finished = client.get(f"/jobs/{job['id']}")
+    assert "sse-connect" not in finished.text and "<noscript>" not in finished.text
+    assert "Download .md" in finished.text
+
+
+def test_reconnect_with_last_event_id_replays_only_what_was_missed(client, llm):
+    llm.token_delay = 0.01
+    job = create(client)
+    first = read_events(client, job["id"], limit=3)  # hang up early
+    assert first[-1].name == "update"
+    rest = read_events(client, job["id"], last_event_id=first[-1].id)
+    assert int(rest[0].id) > int(first[-1].id)  # no snapshot, no repeats
+    assert rest[-1].name == "done"
+
+
+def test_stream_of_a_finished_job_is_one_done_event(client, llm):
+    job = create(client)
+    read_events(client, job["id"])
+    again = read_events(client, job["id"])
+    assert [e.name for e in again] == ["done"]
+    assert "Friendly:" in again[0].data
+
+
+def test_json_api_returns_the_documented_fields(client, llm):
+    job = create(client, "  Why the   sky is blue  ")
+    assert job["topic"] == "Why the sky is blue"
+    assert job["status"] in ("queued", "running")
+    assert set(job) == {"id", "topic", "status", "progress", "step", "outline", "sections",
+                        "article", "error", "created_at", "updated_at"}  # fmt: skip
+    read_events(client, job["id"])
+    assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "done"
+
+
+def test_plain_form_post_redirects_and_the_page_refreshes_itself(client, llm):
+    response = client.post("/jobs", data={"topic": "Bicycles"})
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/jobs/[\w-]+", location)
+    page = client.get(location)
+    assert '<meta http-equiv="refresh"' in page.text  # inside <noscript>, for browsers without JS
+    assert "Bicycles" in page.text
+
+
+def test_suggested_topic_button_starts_a_job_in_one_click(client, llm):
+    home = client.get("/")
+    suggestion = re.search(r'name="topic" value="([^"]+)" formnovalidate', home.text).group(1)
+    response = client.post("/jobs", data={"topic": ["", suggestion]})  # empty field + button
+    assert response.status_code == 303
+    job_id = response.headers["location"].rsplit("/", 1)[1]
+    assert client.get(f"/api/jobs/{job_id}").json()["topic"] == suggestion
+
+
+def test_htmx_post_gets_the_job_fragment_and_a_pushed_url(client, llm):
+    response = client.post("/jobs", data={"topic": "Tide pools"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response.headers["HX-Push-Url"].startswith("/jobs/")
+    assert "<html" not in response.text and 'sse-connect="/jobs/' in response.text
+
+
+def test_job_page_varies_on_hx_request(client, llm):
+    job = create(client)
+    full = client.get(f"/jobs/{job['id']}")
+    fragment = client.get(f"/jobs/{job['id']}", headers={"HX-Request": "true"})
+    assert full.headers["vary"] == "HX-Request" and "<html" in full.text
+    assert "<html" not in fragment.text and 'id="progress"' in fragment.text
+
+
+def test_markdown_download_is_the_finished_article(client, llm):
+    job = create(client, "Tide pools")
+    assert client.get(f"/jobs/{job['id']}/article.md").status_code in (409, 200)
+    read_events(client, job["id"])
+    download = client.get(f"/jobs/{job['id']}/article.md")
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("text/markdown")
+    assert download.headers["content-disposition"] == 'attachment; filename="tide-pools.md"'
+    assert download.text.strip() == client.get(f"/api/jobs/{job['id']}").json()["article"]
+
+
+def test_home_lists_recent_jobs_with_status(client, llm):
+    job = create(client, "Lighthouses")
+    read_events(client, job["id"])
+    home = client.get("/")
+    assert f'href="/jobs/{job["id"]}">Lighthouses</a>' in home.text
+    assert "badge-done" in home.text
+
+
+def test_healthz_says_which_model_answers(client):
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["model"] == "fake" and health.json()["llm_configured"] is True
+
+
+def test_hostile_llm_output_arrives_inert(client, llm):
+    llm.hostile = True
+    job = create(client)
+    events = read_events(client, job["id"])
+    page = client.get(f"/jobs/{job['id']}").text
+    # Our own page has exactly two scripts, the vendored htmx files; LLM text adds none.
+    assert active_markup(page) == ["script", "script"]
+    for event in events:
+        assert active_markup(event.data) == [], event.data
+    assert "&lt;script&gt;alert" in page  # shown as text, not run
+    assert "hx-disable" in page  # LLM-written regions can never drive htmx
+
+
+def test_a_broken_llm_fails_the_job_with_a_readable_reason(client, llm):
+    llm.error_status = 401
+    job = create(client)
+    events = read_events(client, job["id"])
+    assert events[-1].name == "done"
+    final = client.get(f"/api/jobs/{job['id']}").json()
+    assert final["status"] == "failed"
+    assert "OPENAI_API_KEY" in final["error"]
+    assert "check OPENAI_API_KEY" in client.get(f"/jobs/{job['id']}").text
+
+
+def test_an_outline_that_never_parses_is_retried_then_fails(client, llm):
+    llm.outline_reply = "I am sorry, I cannot help with outlines today."
+    job = create(client)
+    read_events(client, job["id"])
+    final = client.get(f"/api/jobs/{job['id']}").json()
+    assert len(llm.calls_of("outline")) == 3  # DRAFTLINE_LLM_RETRIES default
+    assert final["status"] == "failed" and "outline" in final["error"]
+
+
+def test_app_without_an_llm_starts_and_says_what_to_set(start_app):
+    server = start_app(OPENAI_BASE_URL=None, OPENAI_API_KEY=None)
+    with server.client() as http:
+        assert http.get("/healthz").json()["llm_configured"] is False
+        home = http.get("/")
+        assert home.status_code == 200 and "OPENAI_API_KEY" in home.text
