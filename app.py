@@ -8,6 +8,7 @@ import logging
 import re
 from urllib.parse import parse_qsl
 
+import anyio
 import uvicorn
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
@@ -22,7 +23,7 @@ import llm
 import views
 from config import Settings
 from jobs import Job, TopicError, clean_topic, open_store
-from runner import JobRunner
+from runner import JobRunner, JobStateError, TooManyJobs
 from streams import job_events, parse_last_event_id
 
 settings = Settings.from_env()
@@ -36,6 +37,7 @@ SUGGESTIONS = (
     "The history of the bicycle",
 )
 MAX_BODY_BYTES = 16 * 1024
+PAGE_SIZE = 20
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -69,10 +71,11 @@ async def create_job(request: Request) -> Response:
     raw = next((v for v in reversed(form.get("topic", [])) if v.strip()), "")  # a suggestion wins
     try:
         job = start_job(request, clean_topic(raw))
-    except TopicError as exc:
-        response = render_form(request, topic=raw[:200], error=str(exc), status_code=422)
+    except (TopicError, TooManyJobs) as exc:
+        code = 422 if isinstance(exc, TopicError) else 429
+        response = render_form(request, topic=raw[:200], error=str(exc), status_code=code)
         if "HX-Request" in request.headers:  # redraw just the form, message beside the field
-            response = render(request, "_form.html", 422, topic=raw[:200], error=str(exc),
+            response = render(request, "_form.html", code, topic=raw[:200], error=str(exc),
                               suggestions=SUGGESTIONS, max_topic=200)  # fmt: skip
             response.headers.update({"HX-Retarget": "#topic-form", "HX-Reswap": "outerHTML"})
         return response
@@ -92,12 +95,37 @@ async def job_page(request: Request) -> Response:
     return response
 
 
+async def history(request: Request) -> Response:
+    store = request.app.state.store
+    pages = max(1, -(-store.count() // PAGE_SIZE))
+    page = min(max(1, _int(request.query_params.get("page"), 1)), pages)
+    jobs = store.list(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    return render(request, "jobs.html", jobs=jobs, page=page, pages=pages)
+
+
+async def cancel_job(request: Request) -> Response:
+    await request.app.state.runner.cancel(get_job(request))
+    return RedirectResponse(request.url_for("job_page", **request.path_params), status_code=303)
+
+
+async def resume_job(request: Request) -> Response:
+    request.app.state.runner.resume(get_job(request))
+    return RedirectResponse(request.url_for("job_page", **request.path_params), status_code=303)
+
+
+async def delete_job(request: Request) -> Response:
+    await request.app.state.runner.delete(get_job(request))
+    return RedirectResponse(request.url_for("history"), status_code=303)
+
+
 async def job_events_stream(request: Request) -> Response:
     job = get_job(request)
     last_event_id = parse_last_event_id(request.headers.get("last-event-id"), job)
-    return EventSourceResponse(
-        job_events(request.app.state.store, job, last_event_id), ping=15, send_timeout=30
-    )
+    shutdown = anyio.Event()  # set by sse-starlette when the server begins to stop
+    stream = job_events(request.app.state.store, job, last_event_id,
+                        shutdown, request.app.state.runner.shutdown)  # fmt: skip
+    return EventSourceResponse(stream, ping=15, send_timeout=30, shutdown_event=shutdown,
+                               shutdown_grace_period=5)  # fmt: skip
 
 
 async def article_markdown(request: Request) -> Response:
@@ -136,6 +164,26 @@ async def api_job(request: Request) -> Response:
     return JSONResponse(get_job(request).to_api())
 
 
+async def api_jobs(request: Request) -> Response:
+    page = max(1, _int(request.query_params.get("page"), 1))
+    jobs = request.app.state.store.list(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    return JSONResponse({"jobs": [job.to_api() for job in jobs], "page": page,
+                         "total": request.app.state.store.count()})  # fmt: skip
+
+
+async def api_cancel_job(request: Request) -> Response:
+    return JSONResponse((await request.app.state.runner.cancel(get_job(request))).to_api())
+
+
+async def api_resume_job(request: Request) -> Response:
+    return JSONResponse(request.app.state.runner.resume(get_job(request)).to_api(), status_code=202)
+
+
+async def api_delete_job(request: Request) -> Response:
+    await request.app.state.runner.delete(get_job(request))
+    return Response(status_code=204)
+
+
 async def healthz(request: Request) -> Response:
     request.app.state.store.count()  # the store answers
     backend = llm.backend()
@@ -147,9 +195,14 @@ async def healthz(request: Request) -> Response:
 
 
 def start_job(request: Request, topic: str) -> Job:
-    job = request.app.state.store.create(topic, client=request.client.host if request.client else "")
-    request.app.state.runner.start(job)
-    return job
+    return request.app.state.runner.submit(topic, request.client.host if request.client else "")
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw or default)
+    except ValueError:
+        return default
 
 
 async def read_body(request: Request) -> bytes:
@@ -178,12 +231,14 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     return fields
 
 
-TITLES = {400: "Bad request", 404: "Not found", 405: "Not allowed", 409: "Not yet",
+TITLES = {400: "Bad request", 404: "Not found", 405: "Not allowed", 409: "Not possible right now",
           413: "Too large", 415: "Wrong content type", 422: "Invalid input",
           429: "Too many requests", 500: "Something went wrong"}  # fmt: skip
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, JobStateError | TooManyJobs):
+        exc = HTTPException(409 if isinstance(exc, JobStateError) else 429, str(exc))
     code = getattr(exc, "status_code", 500)
     message = getattr(exc, "detail", "") or TITLES.get(code, "Error")
     if code >= 500:
@@ -196,17 +251,26 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 routes = [
     Route("/", home),
+    Route("/jobs", history, name="history"),
     Route("/jobs", create_job, methods=["POST"]),
     Route("/jobs/{job_id}", job_page, name="job_page"),
     Route("/jobs/{job_id}/events", job_events_stream),
     Route("/jobs/{job_id}/article.md", article_markdown),
+    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    Route("/jobs/{job_id}/resume", resume_job, methods=["POST"]),
+    Route("/jobs/{job_id}/delete", delete_job, methods=["POST"]),
+    Route("/api/jobs", api_jobs),
     Route("/api/jobs", api_create_job, methods=["POST"]),
     Route("/api/jobs/{job_id}", api_job, name="api_job"),
+    Route("/api/jobs/{job_id}", api_delete_job, methods=["DELETE"]),
+    Route("/api/jobs/{job_id}/cancel", api_cancel_job, methods=["POST"]),
+    Route("/api/jobs/{job_id}/resume", api_resume_job, methods=["POST"]),
     Route("/healthz", healthz),
     Mount("/static", StaticFiles(directory=views.TEMPLATES.parent / "static"), name="static"),
 ]
 
-exception_handlers = {HTTPException: http_error, Exception: http_error}
+exception_handlers = {HTTPException: http_error, JobStateError: http_error, TooManyJobs: http_error,
+                      Exception: http_error}  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -227,7 +291,8 @@ app = Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=l
 
 
 def main() -> None:
-    uvicorn.run("app:app", host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run("app:app", host=settings.host, port=settings.port, log_level=settings.log_level,
+                timeout_graceful_shutdown=10)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class Job:
     updated_at: float = field(default_factory=time.time)
     last_seq: int = 0
     client: str = ""
+    queue_position: int | None = None  # 1 = next to start; set while queued
 
     @property
     def is_final(self) -> bool:
@@ -116,7 +117,9 @@ class Job:
     @property
     def status_line(self) -> str:
         if self.status == "queued":
-            return "Waiting for a free slot…"
+            if self.queue_position:
+                return f"Waiting in line: number {self.queue_position}."
+            return "Waiting to start…"
         if self.status == "running":
             if self.step == "sections":
                 return f"Writing sections: {self.sections_written} of {len(self.sections)} done…"
@@ -157,6 +160,7 @@ class Event:
     key: str
     name: str
     data: str
+    published_at: float = 0.0  # unix time, sent as an SSE comment so delivery delay can be measured
 
 
 _SCHEMA = """
@@ -172,7 +176,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     last_seq INTEGER NOT NULL DEFAULT 0,
-    client TEXT NOT NULL DEFAULT ''
+    client TEXT NOT NULL DEFAULT '',
+    queue_position INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_age ON jobs (created_at DESC);
 CREATE TABLE IF NOT EXISTS events (
@@ -181,6 +186,7 @@ CREATE TABLE IF NOT EXISTS events (
     key TEXT NOT NULL,
     name TEXT NOT NULL,
     data TEXT NOT NULL,
+    published_at REAL NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (job_id, key);
@@ -188,7 +194,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (job_id, key);
 
 _COLUMNS = (
     "id, topic, status, step, outline, sections, article, error, "
-    "created_at, updated_at, last_seq, client"
+    "created_at, updated_at, last_seq, client, queue_position"
 )
 
 
@@ -210,6 +216,9 @@ class SQLiteJobStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._wakeups: dict[str, asyncio.Event] = {}
+        # Running jobs' compacted event logs, mirrored in memory so that waking a thousand viewers
+        # costs no queries. A job leaves it when it publishes `done`; the database stays the truth.
+        self._live: dict[str, dict[str, Event]] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -219,7 +228,7 @@ class SQLiteJobStore:
     def create(self, topic: str, client: str = "") -> Job:
         job = Job(id=new_job_id(), topic=topic, client=client)
         self._db.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", _row(job)
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", _row(job)
         )
         return job
 
@@ -253,9 +262,20 @@ class SQLiteJobStore:
         with self._db:
             self._update(job)
 
+    def count_active(self, client: str) -> int:
+        """Jobs this client has queued or running."""
+        return self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE client = ? AND status IN ('queued', 'running')",
+            (client,),
+        ).fetchone()[0]
+
     def delete(self, job_id: str) -> bool:
+        """Delete a job and its events; its viewers wake up and find it gone."""
         with self._db:
-            return self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+            deleted = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+        self._live.pop(job_id, None)
+        self._wake(job_id)
+        return deleted
 
     # Events
 
@@ -263,43 +283,64 @@ class SQLiteJobStore:
         """Save the job and record an event that supersedes earlier ones with the same key."""
         job.last_seq += 1
         job.updated_at = time.time()
-        event = Event(job.last_seq, key, name, data)
+        event = Event(job.last_seq, key, name, data, job.updated_at)
         with self._db:
             self._update(job)
             self._db.execute(
-                "INSERT OR REPLACE INTO events (job_id, seq, key, name, data) VALUES (?,?,?,?,?)",
-                (job.id, event.seq, key, name, data),
+                "INSERT OR REPLACE INTO events (job_id, seq, key, name, data, published_at) "
+                "VALUES (?,?,?,?,?,?)",
+                (job.id, event.seq, key, name, data, event.published_at),
             )
-        wakeup = self._wakeups.pop(job.id, None)
+        if name == "done":
+            self._live.pop(job.id, None)
+        else:
+            if job.id not in self._live:
+                self._live[job.id] = {e.key: e for e in self._events_in_db(job.id, 0)}
+            self._live[job.id][key] = event
+        self._wake(job.id)
+        return event
+
+    def _wake(self, job_id: str) -> None:
+        wakeup = self._wakeups.pop(job_id, None)
         if wakeup is not None:
             wakeup.set()
-        return event
 
     def discard_event(self, job_id: str, key: str) -> None:
         with self._db:
             self._db.execute("DELETE FROM events WHERE job_id = ? AND key = ?", (job_id, key))
 
     def events_after(self, job_id: str, seq: int) -> list[Event]:
+        live = self._live.get(job_id)
+        if live is not None:
+            return sorted((e for e in live.values() if e.seq > seq), key=lambda e: e.seq)
+        return self._events_in_db(job_id, seq)
+
+    def _events_in_db(self, job_id: str, seq: int) -> list[Event]:
         rows = self._db.execute(
-            "SELECT seq, key, name, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
+            "SELECT seq, key, name, data, published_at FROM events "
+            "WHERE job_id = ? AND seq > ? ORDER BY seq",
             (job_id, seq),
         )
         return [Event(*row) for row in rows]
 
-    def last_seq(self, job_id: str) -> int:
-        row = self._db.execute("SELECT last_seq FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return row[0] if row else 0
-
     async def wait_for_events(self, job_id: str, seq: int) -> None:
-        """Return once the job has an event newer than `seq`."""
-        while self.last_seq(job_id) <= seq:
+        """Return once the job has an event newer than `seq`, or is deleted."""
+        while True:
+            live = self._live.get(job_id)
+            if live is not None:
+                if max(e.seq for e in live.values()) > seq:
+                    return
+            else:
+                row = self._db.execute("SELECT last_seq FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is None or row[0] > seq:
+                    return
             wakeup = self._wakeups.setdefault(job_id, asyncio.Event())
             await wakeup.wait()
 
     def _update(self, job: Job) -> None:
         self._db.execute(
             "UPDATE jobs SET status=?, step=?, outline=?, sections=?, article=?, error=?, "
-            "updated_at=?, last_seq=? WHERE id=?",
+            "updated_at=?, last_seq=?, queue_position=? WHERE id=?",
             (
                 job.status,
                 job.step,
@@ -309,6 +350,7 @@ class SQLiteJobStore:
                 job.error,
                 job.updated_at,
                 job.last_seq,
+                job.queue_position,
                 job.id,
             ),
         )
@@ -328,6 +370,7 @@ def _row(job: Job) -> tuple:
         job.updated_at,
         job.last_seq,
         job.client,
+        job.queue_position,
     )
 
 
@@ -345,6 +388,7 @@ def _job(row: sqlite3.Row) -> Job:
         updated_at=row["updated_at"],
         last_seq=row["last_seq"],
         client=row["client"],
+        queue_position=row["queue_position"],
     )
 
 

@@ -1,6 +1,7 @@
 """Runs each job's flow as an asyncio task and publishes what happens.
 
-This is the one place that turns an exception into a state a person can see.
+This is the one place that turns an exception into a state a person can see, and every job,
+however it ends, publishes a final `done` event.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ log = logging.getLogger("draftline.runner")
 
 # Streaming text is published at most this often per section (a few updates a second).
 STREAM_INTERVAL = 0.25
+RESUMABLE = frozenset({"failed", "cancelled", "interrupted"})
+
+
+class JobStateError(Exception):
+    """An action that does not fit the job's state (cancel a finished job, resume a running one)."""
+
+
+class TooManyJobs(Exception):
+    """A client already has as many jobs waiting as it may."""
 
 
 class JobReporter:
@@ -32,7 +42,8 @@ class JobReporter:
 
     def publish(self, key: str) -> None:
         self._last_sent[key] = time.monotonic()
-        self.store.publish(self.job, key, "update", views.render_key(self.job, key))
+        self.store.publish(self.job, key, key if key == "done" else "update",
+                           views.render_key(self.job, key))  # fmt: skip
 
     def step(self, name: str) -> None:
         self.job.step = name
@@ -62,15 +73,71 @@ class JobRunner:
         self.settings = settings
         self.tasks: dict[str, asyncio.Task] = {}
         self._slots = asyncio.Semaphore(settings.max_running_jobs)
+        self._queue: list[Job] = []  # waiting for a slot, first in line first
+        self._deleting: set[str] = set()  # stopped for deletion: nothing more to publish
         self._stopping = False
 
     def interrupt_unfinished(self) -> None:
         """At start-up: a job the previous process left queued or running is not running now."""
         for job in self.store.with_status(("queued", "running")):
-            job.status = "interrupted"
-            self.store.publish(job, "done", "done", views.render_key(job, "done"))
+            job.status, job.queue_position = "interrupted", None
+            JobReporter(self.store, job).publish("done")
 
-    def start(self, job: Job) -> None:
+    # Actions
+
+    def submit(self, topic: str, client: str) -> Job:
+        if self.store.count_active(client) >= self.settings.max_waiting_per_client:
+            raise TooManyJobs(
+                f"You already have {self.settings.max_waiting_per_client} articles waiting or "
+                "being written. Please wait for some of them to finish."
+            )
+        job = self.store.create(topic, client)
+        self._start(job)
+        return job
+
+    async def cancel(self, job: Job) -> Job:
+        if job.is_final:
+            raise JobStateError(f"This article is already {job.status}; there is nothing to cancel.")
+        task = self.tasks.get(job.id)
+        if task is None:  # not ours to run (cannot happen in one process, but never leave it stuck)
+            job.status = "cancelled"
+            JobReporter(self.store, job).publish("done")
+            return job
+        task.cancel()
+        await asyncio.wait([task])
+        return self.store.get(job.id) or job
+
+    def resume(self, job: Job) -> Job:
+        """Continue from the first unfinished step; the outline and finished sections are kept."""
+        if job.status not in RESUMABLE:
+            state = "still being written" if job.status in ("queued", "running") else "finished"
+            raise JobStateError(f"This article is {state}; only stopped or failed ones can resume.")
+        self.store.discard_event(job.id, "done")
+        job.status, job.error = "queued", None
+        self.store.save(job)  # before responding, so the redirected page is already live
+        self._start(job)
+        return job
+
+    async def delete(self, job: Job) -> None:
+        """Stop the job if it runs, then delete it; its viewers are told it is gone."""
+        task = self.tasks.get(job.id)
+        if task is not None:
+            self._deleting.add(job.id)
+            task.cancel()
+            await asyncio.wait([task])
+            self._deleting.discard(job.id)
+        self.store.delete(job.id)
+
+    async def shutdown(self) -> None:
+        """Stop every job; each ends `interrupted`, keeping what it finished. Idempotent."""
+        self._stopping = True
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    # Running
+
+    def _start(self, job: Job) -> None:
         task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
         self.tasks[job.id] = task
         task.add_done_callback(lambda _: self.tasks.pop(job.id, None))
@@ -78,12 +145,15 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         reporter = JobReporter(self.store, job)
         try:
-            async with self._slots:
+            await self._wait_for_slot(job, reporter)
+            try:
                 job.status = "running"
                 reporter.publish("job")
                 async with asyncio.timeout(self.settings.job_deadline):
                     await self._flow(job, reporter)
-            job.status, job.step = "done", None
+                job.status, job.step = "done", None
+            finally:
+                self._slots.release()
         except asyncio.CancelledError:
             job.status = "interrupted" if self._stopping else "cancelled"
             log.info("job %s %s", job.id, job.status)
@@ -103,7 +173,28 @@ class JobRunner:
             log.exception("job %s crashed", job.id)
             job.status, job.error = "failed", "Something went wrong on our side; see the server log."
         finally:
-            reporter.publish("done")
+            job.queue_position = None
+            if job.id not in self._deleting:
+                reporter.publish("done")
+
+    async def _wait_for_slot(self, job: Job, reporter: JobReporter) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        self._queue.append(job)
+        self._renumber_queue()
+        try:
+            await self._slots.acquire()
+        finally:
+            self._queue.remove(job)
+            job.queue_position = None
+            self._renumber_queue()
+
+    def _renumber_queue(self) -> None:
+        for position, waiting in enumerate(self._queue, 1):
+            if waiting.queue_position != position:
+                waiting.queue_position = position
+                JobReporter(self.store, waiting).publish("job")
 
     async def _flow(self, job: Job, reporter: JobReporter) -> None:
         shared = {
@@ -120,9 +211,3 @@ class JobRunner:
         )
         await flow.run_async(shared)
 
-    async def shutdown(self) -> None:
-        """Stop every job; each ends `interrupted`, keeping what it finished."""
-        self._stopping = True
-        for task in list(self.tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)

@@ -7,7 +7,10 @@ brings every part of the page up to date. The stream always ends with an event n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
 
 import views
 from jobs import Job, SQLiteJobStore
@@ -26,7 +29,32 @@ def done_event(job: Job) -> dict:
     return {"id": str(job.last_seq), "event": "done", "data": views.snapshot(job)}
 
 
-async def job_events(store: SQLiteJobStore, job: Job, last_event_id: int | None) -> AsyncIterator[dict]:
+async def job_events(
+    store: SQLiteJobStore,
+    job: Job,
+    last_event_id: int | None,
+    shutdown: anyio.Event | None = None,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[dict]:
+    """Events for one viewer. When the server shuts down, `on_shutdown` stops the jobs, so
+    their final `done` events still reach the viewers before the streams close."""
+    watcher = None
+    if shutdown is not None and on_shutdown is not None:
+        watcher = asyncio.create_task(_call_when_set(shutdown, on_shutdown))
+    try:
+        async for event in _events(store, job, last_event_id):
+            yield event
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _call_when_set(event: anyio.Event, callback: Callable[[], Awaitable[None]]) -> None:
+    await event.wait()
+    await callback()
+
+
+async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) -> AsyncIterator[dict]:
     if last_event_id is None:
         if job.is_final:
             yield done_event(job)
@@ -37,13 +65,17 @@ async def job_events(store: SQLiteJobStore, job: Job, last_event_id: int | None)
         cursor = last_event_id
     while True:
         for event in store.events_after(job.id, cursor):
-            yield {"id": str(event.seq), "event": event.name, "data": event.data}
+            yield {"id": str(event.seq), "event": event.name, "data": event.data,
+                   "comment": f"t={event.published_at:.6f}"}  # fmt: skip
             cursor = event.seq
             if event.name == "done":
                 return
         current = store.get(job.id)
-        if current is None or current.is_final:  # deleted, or ended before this viewer came
-            if current is not None:
-                yield done_event(current)
+        if current is None:
+            yield {"id": str(cursor), "event": "done", "data": views.deleted_notice()}
+            return
+        if current.is_final:  # it ended before this viewer's cursor could see it
+            yield done_event(current)
             return
         await store.wait_for_events(job.id, cursor)
+

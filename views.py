@@ -96,6 +96,11 @@ def render_key(job: Job, key: str) -> str:
     return render_parts(job, PARTS_BY_KEY[key])
 
 
+def deleted_notice() -> str:
+    """The last event a viewer of a deleted job gets."""
+    return environment.get_template("_deleted.html").render(oob=True)
+
+
 def snapshot(job: Job) -> str:
     """Everything on the job page that can change, as one event's data."""
     return render_parts(job, SNAPSHOT_PARTS)

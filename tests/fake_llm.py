@@ -54,7 +54,8 @@ class FakeLLM:
     faults: tuple[str, ...] = FAULTS
     hostile: bool = False  # replies carry HTML, scripts, hx-* attributes and javascript: links
     outline_reply: str | None = None  # reply to outline calls verbatim (e.g. garbage)
-    error_status: int | None = None  # answer every call with this status
+    error_status: int | None = None  # answer calls of `error_kinds` with this status
+    error_kinds: tuple[str, ...] = ("outline", "section", "style")
     seed: int = 1234
     calls: list[Call] = field(default_factory=list)
     port: int = 0
@@ -71,7 +72,7 @@ class FakeLLM:
     def reset(self) -> None:
         fresh = FakeLLM(port=self.port)
         for name in ("token_delay", "sections", "section_words", "fail_rate", "faults",
-                     "hostile", "outline_reply", "error_status"):  # fmt: skip
+                     "hostile", "outline_reply", "error_status", "error_kinds"):  # fmt: skip
             setattr(self, name, getattr(fresh, name))
         self._random = random.Random(self.seed)
         self.calls.clear()
@@ -122,7 +123,7 @@ class FakeLLM:
         prompt = messages[-1]["content"]
         call = Call(kind, time.monotonic())
         self.calls.append(call)
-        if self.error_status:
+        if self.error_status and kind in self.error_kinds:
             call.fault = str(self.error_status)
             return JSONResponse({"error": {"message": "injected"}}, status_code=self.error_status)
         fault = self._random.choice(self.faults) if self._random.random() < self.fail_rate else None
