@@ -309,6 +309,10 @@ class SQLiteJobStore:
         with self._db:
             self._db.execute("DELETE FROM events WHERE job_id = ? AND key = ?", (job_id, key))
 
+    def is_live(self, job_id: str) -> bool:
+        """Running here and now: not finished, not deleted."""
+        return job_id in self._live
+
     def events_after(self, job_id: str, seq: int) -> list[Event]:
         live = self._live.get(job_id)
         if live is not None:

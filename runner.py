@@ -57,6 +57,8 @@ class JobReporter:
     def section(self, index: int, text: str, done: bool) -> None:
         self.job.sections[index].update(text=text, done=done)
         self._publish_streaming(f"section:{index}", done)
+        if done:  # a finished section moves the progress bar and the status line
+            self.publish("job")
 
     def article(self, text: str, done: bool) -> None:
         self.job.article = text

@@ -8,12 +8,14 @@ brings every part of the page up to date. The stream always ends with an event n
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
+from sse_starlette import ServerSentEvent
 
 import views
-from jobs import Job, SQLiteJobStore
+from jobs import Event, Job, SQLiteJobStore
 
 
 def parse_last_event_id(raw: str | None, job: Job) -> int | None:
@@ -54,7 +56,7 @@ async def _call_when_set(event: anyio.Event, callback: Callable[[], Awaitable[No
     await callback()
 
 
-async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) -> AsyncIterator[dict]:
+async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) -> AsyncIterator:
     if last_event_id is None:
         if job.is_final:
             yield done_event(job)
@@ -64,18 +66,26 @@ async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) ->
     else:
         cursor = last_event_id
     while True:
-        for event in store.events_after(job.id, cursor):
-            yield {"id": str(event.seq), "event": event.name, "data": event.data,
-                   "comment": f"t={event.published_at:.6f}"}  # fmt: skip
-            cursor = event.seq
-            if event.name == "done":
+        events = store.events_after(job.id, cursor)
+        if events:
+            cursor = events[-1].seq
+            # One write for everything pending; each event is encoded once for all its viewers.
+            yield b"".join(_encoded(e) for e in events)
+            if events[-1].name == "done":
                 return
-        current = store.get(job.id)
-        if current is None:
-            yield {"id": str(cursor), "event": "done", "data": views.deleted_notice()}
-            return
-        if current.is_final:  # it ended before this viewer's cursor could see it
-            yield done_event(current)
-            return
+            continue
+        if not store.is_live(job.id):
+            current = store.get(job.id)
+            if current is None:
+                yield {"id": str(cursor), "event": "done", "data": views.deleted_notice()}
+                return
+            if current.is_final:  # it ended before this viewer's cursor could see it
+                yield done_event(current)
+                return
         await store.wait_for_events(job.id, cursor)
 
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(event: Event) -> bytes:
+    return ServerSentEvent(data=event.data, event=event.name, id=str(event.seq),
+                           comment=f"t={event.published_at:.6f}").encode()  # fmt: skip

@@ -65,10 +65,11 @@ environment = create_environment()
 
 # Which partials an event with a given key redraws. An event's key fixes its parts, so a later
 # event with the same key always supersedes an earlier one (jobs.py keeps only the latest).
+# A streaming section changes only itself; progress moves when it is done (a "job" event).
 PARTS_BY_KEY = {
     "job": ("_progress.html", "_status.html", "_steps.html", "_actions.html"),
     "outline": ("_progress.html", "_status.html", "_sections.html"),
-    "article": ("_progress.html", "_status.html", "_article.html"),
+    "article": ("_progress.html", "_article.html"),
 }
 SNAPSHOT_PARTS = (
     "_progress.html", "_status.html", "_steps.html", "_actions.html", "_sections.html",
@@ -87,10 +88,9 @@ def render_key(job: Job, key: str) -> str:
     """The fragments for an event with this key, drawn from the job's current state."""
     if key.startswith("section:"):
         index = int(key.partition(":")[2])
-        section = environment.get_template("_section.html").render(
+        return environment.get_template("_section.html").render(
             job=job, section=job.sections[index], index=index, oob=True
         )
-        return render_parts(job, ("_progress.html", "_status.html")) + section
     if key == "done":
         return snapshot(job)
     return render_parts(job, PARTS_BY_KEY[key])
