@@ -196,6 +196,10 @@ _COLUMNS = (
     "id, topic, status, step, outline, sections, article, error, "
     "created_at, updated_at, last_seq, client, queue_position"
 )
+_MARKS = ",".join("?" * len(_COLUMNS.split(",")))
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_MARKS})"
+# Every column from the same row tuple; a deleted job stays deleted (no upsert).
+_UPDATE = f"UPDATE jobs SET ({_COLUMNS}) = ({_MARKS}) WHERE id = ?"
 
 
 class SQLiteJobStore:
@@ -227,9 +231,7 @@ class SQLiteJobStore:
 
     def create(self, topic: str, client: str = "") -> Job:
         job = Job(id=new_job_id(), topic=topic, client=client)
-        self._db.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", _row(job)
-        )
+        self._db.execute(_INSERT, _row(job))
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -342,22 +344,7 @@ class SQLiteJobStore:
             await wakeup.wait()
 
     def _update(self, job: Job) -> None:
-        self._db.execute(
-            "UPDATE jobs SET status=?, step=?, outline=?, sections=?, article=?, error=?, "
-            "updated_at=?, last_seq=?, queue_position=? WHERE id=?",
-            (
-                job.status,
-                job.step,
-                json.dumps(job.outline) if job.outline is not None else None,
-                json.dumps(job.sections),
-                job.article,
-                job.error,
-                job.updated_at,
-                job.last_seq,
-                job.queue_position,
-                job.id,
-            ),
-        )
+        self._db.execute(_UPDATE, (*_row(job), job.id))
 
 
 def _row(job: Job) -> tuple:
