@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 import llm
+import local_model
 import views
 from config import Settings
 from jobs import Job, TopicError, clean_topic, open_store
@@ -279,11 +280,14 @@ async def lifespan(app: Starlette):
     for chatty in ("httpx", "httpx2", "openai"):  # one INFO line per LLM request is noise
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     llm.configure(settings)
+    local = await local_model.start(settings)  # the embedded default when no OPENAI_* is set
     app.state.store = open_store(settings.store_url)
     app.state.runner = JobRunner(app.state.store, settings)
     app.state.runner.interrupt_unfinished()
     yield
     await app.state.runner.shutdown()
+    if local is not None:
+        await local.stop()
     app.state.store.close()
 
 

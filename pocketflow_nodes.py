@@ -3,6 +3,11 @@
 Nodes read and write the shared store only in prep/post. Progress goes out through the `report`
 object the job runner puts in the shared store; prep hands it to exec, so exec never touches the
 store and a retried exec is safe. See docs/design.md for the shared store's shape.
+
+A small model (llm.backend().small: the embedded SmolLM2-135M) gets the same flow in smaller
+pieces: a grammar-constrained outline of three titles with a plain fallback, one short section at a
+time from a one-instruction prompt, and a restyle per section, since asked to restyle a whole
+article it writes a summary instead.
 """
 
 from __future__ import annotations
@@ -10,18 +15,50 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pocketflow import AsyncFlow, AsyncNode, AsyncParallelBatchNode
 
 import llm
-from outline import OutlineError, parse_outline
+from outline import (
+    OutlineError,
+    fallback_outline,
+    outline_grammar,
+    parse_outline,
+    strip_chatter,
+    trim_to_sentence,
+)
 
 log = logging.getLogger("draftline.flow")
 
 OUTLINE_MAX_TOKENS = 300
 SECTION_MAX_TOKENS = 700
 STYLE_MAX_TOKENS = 3000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much the flow asks of a model. Every call's max_tokens comes from here."""
+
+    sections: int  # at most this many sections
+    min_sections: int  # an outline with fewer distinct titles is retried
+    outline_tokens: int
+    section_tokens: int
+    style_tokens: int  # the whole article; one section's worth for a small model
+    small: bool  # one-instruction prompts, a restyle per section, a plain outline at worst
+
+
+FULL = Sizes(sections=5, min_sections=1, outline_tokens=OUTLINE_MAX_TOKENS,
+             section_tokens=SECTION_MAX_TOKENS, style_tokens=STYLE_MAX_TOKENS,
+             small=False)  # fmt: skip
+# About 1 s, 2.5 s and 3 s per call for SmolLM2-135M on 2 cores.
+SMALL = Sizes(sections=3, min_sections=2, outline_tokens=160, section_tokens=256, style_tokens=320,
+              small=True)  # fmt: skip
+
+
+def sizes(backend: llm.Backend | None = None) -> Sizes:
+    return SMALL if (backend or llm.backend()).small else FULL
 
 
 class Reporter(Protocol):
@@ -72,8 +109,22 @@ class GenerateOutline(RetryingNode):
         if prep_res is None:
             return None
         topic, _ = prep_res
-        reply = await llm.complete(outline_prompt(topic), max_tokens=OUTLINE_MAX_TOKENS)
-        return parse_outline(reply)
+        backend = llm.backend()
+        size = sizes(backend)
+        extra: dict[str, Any] = {}
+        if backend.grammar:  # one spare line: the topic echoed back or a repeat is dropped
+            extra["extra_body"] = {"grammar": outline_grammar(size.sections + 1)}
+        prompt = outline_prompt(topic, size.sections)
+        reply = await llm.complete(prompt, max_tokens=size.outline_tokens, **extra)
+        return parse_outline(reply, size.sections, topic=topic, minimum=size.min_sections)
+
+    async def exec_fallback_async(self, prep_res: tuple[str, Reporter] | None, exc: Exception):
+        size = sizes()
+        if prep_res is None or not isinstance(exc, OutlineError) or not size.small:
+            raise exc
+        topic, _ = prep_res
+        log.warning("no usable outline from the model for %r; using a plain one", topic)
+        return fallback_outline(topic, size.sections)
 
     async def post_async(self, shared: dict, prep_res: Any, titles: list[str] | None) -> None:
         if titles is None:
@@ -92,7 +143,8 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
 
     async def prep_async(self, shared: dict) -> list[dict]:
         shared["report"].step("sections")
-        limit = asyncio.Semaphore(self.concurrency)
+        at_once = llm.backend().concurrency  # a one-at-a-time server: show one section writing
+        limit = asyncio.Semaphore(min(self.concurrency, at_once) if at_once else self.concurrency)
         titles = shared["outline"]
         return [
             {
@@ -112,11 +164,12 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
         async with item["limit"]:
             text = ""
             report.section(item["index"], text, done=False)
-            prompt = section_prompt(item["topic"], item["titles"], item["title"])
-            async for piece in llm.stream(prompt, max_tokens=SECTION_MAX_TOKENS):
+            size = sizes()
+            prompt = section_prompt(item["topic"], item["titles"], item["title"], small=size.small)
+            async for piece in llm.stream(prompt, max_tokens=size.section_tokens):
                 text += piece
                 report.section(item["index"], text, done=False)
-            text = text.strip()
+            text = tidy(text, size)
             report.section(item["index"], text, done=True)
             return item["index"], text
 
@@ -126,22 +179,50 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
 
 
 class ApplyStyle(RetryingNode):
-    async def prep_async(self, shared: dict) -> tuple[str, Reporter]:
+    async def prep_async(self, shared: dict) -> tuple[str, list[dict], Reporter]:
         shared["report"].step("style")
-        return draft_markdown(shared["topic"], shared["sections"]), shared["report"]
+        sections = [{"title": s["title"], "text": s["text"]} for s in shared["sections"]]
+        return shared["topic"], sections, shared["report"]
 
-    async def exec_async(self, prep_res: tuple[str, Reporter]) -> str:
-        draft, report = prep_res
+    async def exec_async(self, prep_res: tuple[str, list[dict], Reporter]) -> str:
+        topic, sections, report = prep_res
+        size = sizes()
+        report.article("", done=False)
+        if size.small:
+            return await self._style_each_section(topic, sections, report, size)
         text = ""
-        report.article(text, done=False)
-        async for piece in llm.stream(style_prompt(draft), max_tokens=STYLE_MAX_TOKENS):
+        prompt = style_prompt(draft_markdown(topic, sections))
+        async for piece in llm.stream(prompt, max_tokens=size.style_tokens):
             text += piece
             report.article(text, done=False)
-        return text.strip()
+        return strip_chatter(text)
+
+    async def _style_each_section(
+        self, topic: str, sections: list[dict], report: Reporter, size: Sizes
+    ) -> str:
+        """A small model keeps an article's shape only if it sees one section at a time."""
+        done = [f"# {topic}"]
+        for section in sections:
+            heading, text = f"## {section['title']}", ""
+            prompt = restyle_section_prompt(section["text"])
+            async for piece in llm.stream(prompt, max_tokens=size.style_tokens):
+                text += piece
+                report.article("\n\n".join([*done, heading, text]), done=False)
+            styled = tidy(text, size)
+            if len(styled) < len(section["text"]) / 2:  # a summary, not a restyle: keep the draft
+                styled = section["text"]
+            done += [heading, styled]
+        return "\n\n".join(done)
 
     async def post_async(self, shared: dict, prep_res: Any, article: str) -> None:
         shared["article"] = article
         shared["report"].article(article, done=True)
+
+
+def tidy(text: str, size: Sizes) -> str:
+    """A reply without the model's chatter; a small model's also without a sentence cut short."""
+    text = strip_chatter(text, drop_heading=True)
+    return trim_to_sentence(text) if size.small else text
 
 
 def draft_markdown(topic: str, sections: list[dict]) -> str:
@@ -150,21 +231,36 @@ def draft_markdown(topic: str, sections: list[dict]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def outline_prompt(topic: str) -> list[dict[str, str]]:
+def outline_prompt(topic: str, sections: int = 5) -> list[dict[str, str]]:
+    """No example titles: a small model copies them verbatim as if they were its own."""
+    count = f"3 to {sections}" if sections > 3 else str(sections)
     return [
         {"role": "system", "content": "You plan the outline of short articles."},
         {
             "role": "user",
             "content": (
                 f"Plan an article about: {topic}\n\n"
-                "Reply with 3 to 5 section titles as a YAML list and nothing else:\n"
-                "sections:\n  - <first section title>\n  - <second section title>"
+                f"Reply with {count} short section titles, one per line, each starting with "
+                "'- ', and nothing else."
             ),
         },
     ]
 
 
-def section_prompt(topic: str, titles: list[str], title: str) -> list[dict[str, str]]:
+def section_prompt(
+    topic: str, titles: list[str], title: str, small: bool = False
+) -> list[dict[str, str]]:
+    if small:  # given the plan as well, a small model copies the plan out instead of writing
+        return [
+            {"role": "system", "content": "You write one section of an article at a time."},
+            {
+                "role": "user",
+                "content": (
+                    f'Write the section titled "{title}" of an article about {topic}: two or '
+                    "three short paragraphs, without a heading."
+                ),
+            },
+        ]
     plan = "\n".join(f"- {t}" for t in titles)
     return [
         {"role": "system", "content": "You write one section of an article at a time."},
@@ -188,6 +284,19 @@ def style_prompt(draft: str) -> list[dict[str, str]]:
                 "Rewrite this draft in a warm, conversational tone. Keep its '# ' title, every "
                 "'## ' section heading and all of its facts. Reply with the article in Markdown "
                 f"and nothing else.\n\n{draft}"
+            ),
+        },
+    ]
+
+
+def restyle_section_prompt(text: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": "You are an editor who polishes articles."},
+        {
+            "role": "user",
+            "content": (
+                "Rewrite this text in a warm, conversational tone. Keep all of its facts. Reply "
+                f"with the rewritten text only.\n\n{text}"
             ),
         },
     ]

