@@ -13,6 +13,8 @@ import uvicorn
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -291,7 +293,10 @@ async def lifespan(app: Starlette):
     app.state.store.close()
 
 
-app = Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
+# Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
+middleware = [Middleware(GZipMiddleware, minimum_size=500)]
+app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
+                lifespan=lifespan)  # fmt: skip
 
 
 def main() -> None:
