@@ -25,7 +25,7 @@ import llm
 import local_model
 import views
 from config import Settings
-from jobs import Job, TopicError, clean_topic, open_store
+from jobs import MAX_TOPIC_LENGTH, Job, TopicError, clean_topic, open_store
 from runner import JobRunner, JobStateError, TooManyJobs
 from streams import job_events, parse_last_event_id
 
@@ -50,9 +50,15 @@ def render(request: Request, name: str, status_code: int = 200, **context) -> Re
 
 
 def render_form(request: Request, topic: str = "", error: str = "", status_code: int = 200):
-    jobs = request.app.state.store.list(limit=8)
-    return render(request, "index.html", status_code, topic=topic, error=error,
-                  suggestions=SUGGESTIONS, max_topic=200, jobs=jobs)  # fmt: skip
+    """The home page; for htmx, just the form, redrawn with its message beside the field."""
+    context = {"topic": topic[:MAX_TOPIC_LENGTH], "error": error, "suggestions": SUGGESTIONS,
+               "max_topic": MAX_TOPIC_LENGTH}  # fmt: skip
+    if error and "HX-Request" in request.headers:
+        response = render(request, "_form.html", status_code, **context)
+        response.headers.update({"HX-Retarget": "#topic-form", "HX-Reswap": "outerHTML"})
+        return response
+    return render(request, "index.html", status_code, jobs=request.app.state.store.list(limit=8),
+                  **context)  # fmt: skip
 
 
 def get_job(request: Request) -> Job:
@@ -76,12 +82,7 @@ async def create_job(request: Request) -> Response:
         job = start_job(request, clean_topic(raw))
     except (TopicError, TooManyJobs) as exc:
         code = 422 if isinstance(exc, TopicError) else 429
-        response = render_form(request, topic=raw[:200], error=str(exc), status_code=code)
-        if "HX-Request" in request.headers:  # redraw just the form, message beside the field
-            response = render(request, "_form.html", code, topic=raw[:200], error=str(exc),
-                              suggestions=SUGGESTIONS, max_topic=200)  # fmt: skip
-            response.headers.update({"HX-Retarget": "#topic-form", "HX-Reswap": "outerHTML"})
-        return response
+        return render_form(request, topic=raw, error=str(exc), status_code=code)
     url = request.url_for("job_page", job_id=job.id)
     if "HX-Request" in request.headers:
         response = render(request, "_job.html", job=job)
@@ -99,10 +100,7 @@ async def job_page(request: Request) -> Response:
 
 
 async def history(request: Request) -> Response:
-    store = request.app.state.store
-    pages = max(1, -(-store.count() // PAGE_SIZE))
-    page = min(max(1, _int(request.query_params.get("page"), 1)), pages)
-    jobs = store.list(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    jobs, page, pages = list_page(request)
     return render(request, "jobs.html", jobs=jobs, page=page, pages=pages)
 
 
@@ -147,7 +145,7 @@ async def article_markdown(request: Request) -> Response:
 
 
 async def api_create_job(request: Request) -> Response:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+    if media_type(request) != "application/json":
         raise HTTPException(415, "Send a JSON body with Content-Type: application/json.")
     try:
         body = json.loads(await read_body(request))
@@ -168,10 +166,8 @@ async def api_job(request: Request) -> Response:
 
 
 async def api_jobs(request: Request) -> Response:
-    page = max(1, _int(request.query_params.get("page"), 1))
-    jobs = request.app.state.store.list(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    return JSONResponse({"jobs": [job.to_api() for job in jobs], "page": page,
-                         "total": request.app.state.store.count()})  # fmt: skip
+    jobs, page, pages = list_page(request)
+    return JSONResponse({"jobs": [job.to_api() for job in jobs], "page": page, "pages": pages})
 
 
 async def api_cancel_job(request: Request) -> Response:
@@ -201,11 +197,19 @@ def start_job(request: Request, topic: str) -> Job:
     return request.app.state.runner.submit(topic, request.client.host if request.client else "")
 
 
-def _int(raw: str | None, default: int) -> int:
+def list_page(request: Request) -> tuple[list[Job], int, int]:
+    """The jobs on page `?page=N` (newest first), clamped to the pages there are."""
+    store = request.app.state.store
+    pages = max(1, -(-store.count() // PAGE_SIZE))
     try:
-        return int(raw or default)
+        page = min(max(1, int(request.query_params.get("page") or 1)), pages)
     except ValueError:
-        return default
+        page = 1
+    return store.list(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE), page, pages
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 async def read_body(request: Request) -> bytes:
@@ -222,7 +226,7 @@ async def read_body(request: Request) -> bytes:
 
 async def read_form(request: Request) -> dict[str, list[str]]:
     """Our one form is urlencoded; read it within the size limit, as strict UTF-8."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
+    if media_type(request) != FORM_TYPE:
         raise HTTPException(415, f"Send the form as {FORM_TYPE}.")
     try:
         pairs = parse_qsl((await read_body(request)).decode(), keep_blank_values=True, errors="strict")

@@ -286,6 +286,9 @@ def test_history_lists_newest_first_paginates_and_deletes(app_server, client, ll
     assert "Page 1 of 2" in first and "History 02" not in first
     assert "History 02" in client.get("/jobs?page=2").text
     assert client.get("/jobs?page=banana").status_code == 200
+    assert client.get("/jobs?page=99999999999999999999999").status_code == 200
+    listing = client.get("/api/jobs?page=99999999999999999999999").json()
+    assert listing["page"] == listing["pages"] == 2 and len(listing["jobs"]) == 3
 
     assert client.post(f"/jobs/{ids[0]}/delete").status_code == 303
     assert client.get(f"/jobs/{ids[0]}").status_code == 404
