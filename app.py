@@ -6,7 +6,14 @@ import contextlib
 import json
 import logging
 import re
+import sys
+from pathlib import Path
 from urllib.parse import parse_qsl
+
+# Our modules must win over same-named installed packages: the `llm` CLI (a dependency of the
+# local extra's model wheel, and a popular tool) installs a top-level `llm` package, which
+# would otherwise shadow llm.py whenever `draftline` runs outside this directory.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anyio
 import uvicorn
