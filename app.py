@@ -220,14 +220,16 @@ def media_type(request: Request) -> str:
 
 
 async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 past MAX_BODY_BYTES whether or not Content-Length says so."""
+    too_large = HTTPException(413, f"The request body is too large (limit {MAX_BODY_BYTES} bytes).")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(413, f"The request body is too large (limit {MAX_BODY_BYTES} bytes).")
+        raise too_large
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"The request body is too large (limit {MAX_BODY_BYTES} bytes).")
+            raise too_large
     return body
 
 

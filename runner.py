@@ -147,7 +147,7 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         reporter = JobReporter(self.store, job)
         try:
-            await self._wait_for_slot(job, reporter)
+            await self._wait_for_slot(job)
             try:
                 job.status = "running"
                 reporter.publish("job")
@@ -179,7 +179,7 @@ class JobRunner:
             if job.id not in self._deleting:
                 reporter.publish("done")
 
-    async def _wait_for_slot(self, job: Job, reporter: JobReporter) -> None:
+    async def _wait_for_slot(self, job: Job) -> None:
         if not self._slots.locked():
             await self._slots.acquire()
             return

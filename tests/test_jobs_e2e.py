@@ -5,13 +5,8 @@ from __future__ import annotations
 import re
 
 from html_checks import active_markup
+from jobs_api import create
 from sse import read_events, wait_for
-
-
-def create(client, topic: str = "Tide pools") -> dict:
-    response = client.post("/api/jobs", json={"topic": topic})
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_happy_path_streams_outline_sections_and_article_then_done(client, llm):

@@ -11,18 +11,9 @@ import time
 import pytest
 
 from html_checks import active_markup
+from jobs_api import api, create
 from page_state import PageState
 from sse import iter_events, read_events, wait_for
-
-
-def create(client, topic="Tide pools") -> dict:
-    response = client.post("/api/jobs", json={"topic": topic})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def api(client, job_id) -> dict:
-    return client.get(f"/api/jobs/{job_id}").json()
 
 
 def events_in_store(server, job_id) -> list[str]:
