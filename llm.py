@@ -56,6 +56,14 @@ class Backend:
     concurrency: int = 0  # calls at once (0: no limit); the rest wait here, not on a timeout
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A whole reply, and whether max_tokens stopped it rather than the model itself."""
+
+    text: str
+    cut_short: bool = False
+
+
 _settings = Settings()
 _backend: Backend | None = None
 _client: openai.AsyncOpenAI | None = None
@@ -100,10 +108,15 @@ def client() -> openai.AsyncOpenAI:
     return _client
 
 
-async def complete(messages: list[dict[str, str]], *, max_tokens: int, **extra: Any) -> str:
-    """One chat completion, returned whole."""
-    parts = [piece async for piece in stream(messages, max_tokens=max_tokens, **extra)]
-    return "".join(parts)
+async def complete(messages: list[dict[str, str]], *, max_tokens: int, **extra: Any) -> Reply:
+    """One chat completion, returned whole, saying whether max_tokens cut it short."""
+    parts: list[str] = []
+    finish = None
+    async with _pieces(messages, max_tokens, extra) as pieces:
+        async for text, finish_reason in pieces:
+            parts.append(text)
+            finish = finish_reason or finish
+    return Reply("".join(parts), cut_short=finish == "length")
 
 
 async def stream(
@@ -114,18 +127,26 @@ async def stream(
     A stream that goes quiet for longer than the call timeout is abandoned, so a hung provider
     cannot hold a job forever.
     """
+    async with _pieces(messages, max_tokens, extra) as pieces:
+        async for text, _ in pieces:
+            if text:
+                yield text
+
+
+@contextlib.asynccontextmanager
+async def _pieces(messages: list[dict[str, str]], max_tokens: int, extra: dict[str, Any]):
+    """The reply as (text, finish_reason) pieces, once it is our turn at the backend."""
     current = backend()
     body = {**(current.extra_body or {}), **extra.pop("extra_body", {})}
     async with _turns or contextlib.nullcontext():  # a one-at-a-time server: wait our turn here
         pieces = _stream(current, messages, max_tokens, body, extra)
         async with contextlib.aclosing(pieces):
-            async for piece in pieces:
-                yield piece
+            yield pieces
 
 
 async def _stream(
     current: Backend, messages: list[dict[str, str]], max_tokens: int, body: dict, extra: dict
-) -> AsyncIterator[str]:
+) -> AsyncIterator[tuple[str, str | None]]:
     try:
         response = await client().chat.completions.create(
             model=current.model,
@@ -143,8 +164,9 @@ async def _stream(
                 except StopAsyncIteration:
                     break
                 for choice in chunk.choices or []:
-                    if choice.delta and choice.delta.content:
-                        yield choice.delta.content
+                    text = choice.delta.content if choice.delta else None
+                    if text or choice.finish_reason:
+                        yield text or "", choice.finish_reason
         finally:
             await response.close()
     except LLMError:
@@ -211,7 +233,7 @@ async def _smoke() -> None:
     try:
         print(llm.backend())
         hello = [{"role": "user", "content": "Say hello in five words."}]
-        print(await llm.complete(hello, max_tokens=20))
+        print((await llm.complete(hello, max_tokens=20)).text)
     finally:
         if model is not None:
             await model.stop()

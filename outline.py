@@ -3,9 +3,10 @@
 Models answer an outline request in many shapes: fenced or bare YAML, numbered or bulleted lists,
 Markdown headings, `<<Title>>`, "Section 1: ..." lines, with chatter around them. We read the list
 items and ignore the rest. A model as small as SmolLM2-135M also copies the prompt's example titles,
-repeats one title, echoes the article's topic as a section, and cuts titles off mid-phrase; those
+repeats one title, echoes the article's topic as a section, and ends titles mid-phrase; those
 are dropped or trimmed here, and `fallback_outline` gives a plain outline when nothing usable is
-left.
+left. A good model's titles are kept whole: "What a Fresnel lens is" ends on a function word on
+purpose, so only a title that was really cut short loses its dangling words.
 """
 
 from __future__ import annotations
@@ -66,23 +67,30 @@ def parse_outline(
     topic: str = "",
     examples: Iterable[str] = (),
     minimum: int = 1,
+    cut_short: bool = False,
+    small_model: bool = False,
 ) -> list[str]:
     """Return up to `limit` distinct titles, or raise OutlineError if fewer than `minimum` are left.
 
     Titles that only repeat the topic or one of the prompt's `examples` are dropped: a model that
-    copies its instructions has not planned anything.
+    copies its instructions has not planned anything. Dangling words ("... and their role in") are
+    trimmed from the last title of a reply that max_tokens `cut_short`, and from every title of a
+    `small_model`, which ends titles mid-phrase of its own accord (and at the grammar's word cap)
+    and rambles on after a colon.
     """
     fenced = _FENCE.findall(reply)
     text = "\n".join(fenced) if fenced else reply
     ignored = {_key(t) for t in (topic, *examples) if _key(t)}
+    items = [
+        match.group("rest")
+        for line in text.splitlines()
+        if not _BARE_KEY.match(line)  # "sections:" and other YAML keys
+        and (match := _ITEM.match(line) or _ANGLED.match(line))
+    ]
     titles: list[str] = []
-    for line in text.splitlines():
-        if _BARE_KEY.match(line):  # "sections:" and other YAML keys
-            continue
-        match = _ITEM.match(line) or _ANGLED.match(line)
-        if match is None:
-            continue
-        title = clean_title(match.group("rest"), topic=topic)
+    for number, item in enumerate(items, 1):
+        trim = small_model or (cut_short and number == len(items))
+        title = clean_title(item, topic=topic, trim_dangling=trim, drop_subtitle=small_model)
         if title and _key(title) not in ignored:
             titles.append(title)
     titles = distinct(titles)[:limit]
@@ -91,8 +99,14 @@ def parse_outline(
     return titles
 
 
-def clean_title(raw: str, *, topic: str = "") -> str:
-    """The title in one list item, or "" when the item is not a usable title."""
+def clean_title(
+    raw: str, *, topic: str = "", trim_dangling: bool = False, drop_subtitle: bool = False
+) -> str:
+    """The title in one list item, or "" when the item is not a usable title.
+
+    `trim_dangling` drops the function words a title cut off mid-phrase ends on; `drop_subtitle`
+    keeps only "Short title" of a long "Short title: a subtitle that rambles on".
+    """
     value = raw.strip()
     key_value = _KEY_VALUE.match(value)
     if key_value:
@@ -104,24 +118,27 @@ def clean_title(raw: str, *, topic: str = "") -> str:
     if _BARE_LABEL.match(value) or _PLACEHOLDER.search(value) or _ECHO.search(value):
         return ""
     value = value.strip("\"'`<> ").rstrip(":;,.-–— ").strip()
-    words = value.split()
-    while len(words) > 1 and words[-1].casefold().strip(",;:") in _DANGLING:
-        words.pop()
-    value = _shorten(" ".join(words).rstrip(":;,.-–— "), topic)
+    if trim_dangling:
+        words = value.split()
+        while len(words) > 1 and words[-1].casefold().strip(",;:") in _DANGLING:
+            words.pop()
+        value = " ".join(words).rstrip(":;,.-–— ")
+    value = _shorten(value, topic, drop_subtitle)
     if len(value) > MAX_TITLE_LENGTH:  # a sentence of prose, not a title
         return ""
     return value[:1].upper() + value[1:]
 
 
-def _shorten(title: str, topic: str) -> str:
-    """ "Topic: what this section is" -> the part after the colon; "Short title: a long subtitle
-    that rambles on" -> the part before it."""
+def _shorten(title: str, topic: str, drop_subtitle: bool) -> str:
+    """ "Topic: what this section is" -> the part after the colon (the topic is the article's own
+    title); with `drop_subtitle`, "Short title: a long subtitle that rambles on" -> the part before
+    it."""
     head, sep, tail = title.partition(": ")
     if not sep or not tail.strip():
         return title
     if topic and _key(head) == _key(topic):
-        return clean_title(tail) or title
-    if len(title) > SHORT_TITLE_LENGTH and len(head.split()) >= 2:
+        return clean_title(tail, drop_subtitle=drop_subtitle) or title
+    if drop_subtitle and len(title) > SHORT_TITLE_LENGTH and len(head.split()) >= 2:
         return head.strip()
     return title
 

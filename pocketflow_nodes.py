@@ -116,7 +116,8 @@ class GenerateOutline(RetryingNode):
             extra["extra_body"] = {"grammar": outline_grammar(size.sections + 1)}
         prompt = outline_prompt(topic, size.sections)
         reply = await llm.complete(prompt, max_tokens=size.outline_tokens, **extra)
-        return parse_outline(reply, size.sections, topic=topic, minimum=size.min_sections)
+        return parse_outline(reply.text, size.sections, topic=topic, minimum=size.min_sections,
+                             cut_short=reply.cut_short, small_model=size.small)  # fmt: skip
 
     async def exec_fallback_async(self, prep_res: tuple[str, Reporter] | None, exc: Exception):
         size = sizes()

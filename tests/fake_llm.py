@@ -139,21 +139,24 @@ class FakeLLM:
             await asyncio.sleep(3600)
         text = self.reply(kind, prompt)
         tokens = re.findall(r"\S+\s*|\s+", text)
+        finish = "stop"
+        if body.get("max_tokens") and len(tokens) > body["max_tokens"]:  # as a real server stops
+            tokens, finish = tokens[: body["max_tokens"]], "length"
         if not body.get("stream"):
             await asyncio.sleep(self.token_delay * len(tokens))
             call.finished = time.monotonic()
-            return JSONResponse(_completion(text))
-        return StreamingResponse(self._stream(tokens, call, drop=fault == "drop"),
+            return JSONResponse(_completion("".join(tokens), finish))
+        return StreamingResponse(self._stream(tokens, call, drop=fault == "drop", finish=finish),
                                  media_type="text/event-stream")  # fmt: skip
 
-    async def _stream(self, tokens: list[str], call: Call, drop: bool):
+    async def _stream(self, tokens: list[str], call: Call, drop: bool, finish: str = "stop"):
         for index, token in enumerate(tokens):
             if drop and index == len(tokens) // 2:
                 raise ConnectionResetError("injected: stream dropped")
             if self.token_delay:
                 await asyncio.sleep(self.token_delay)
             yield f"data: {json.dumps(_chunk({'content': token}))}\n\n"
-        yield f"data: {json.dumps(_chunk({}, finish='stop'))}\n\n"
+        yield f"data: {json.dumps(_chunk({}, finish=finish))}\n\n"
         yield "data: [DONE]\n\n"
         call.finished = time.monotonic()
 
@@ -189,9 +192,9 @@ def _chunk(delta: dict, finish: str | None = None) -> dict:
             "model": "fake", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
 
 
-def _completion(text: str) -> dict:
+def _completion(text: str, finish: str = "stop") -> dict:
     return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-            "model": "fake", "choices": [{"index": 0, "finish_reason": "stop",
+            "model": "fake", "choices": [{"index": 0, "finish_reason": finish,
             "message": {"role": "assistant", "content": text}}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}  # fmt: skip
 

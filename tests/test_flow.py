@@ -43,7 +43,7 @@ class StubLLM:
     async def complete(self, messages, max_tokens, **extra):
         self.calls.append("outline")
         self._maybe_fail()
-        return self.outline
+        return llm.Reply(self.outline)
 
     async def stream(self, messages, max_tokens, **extra):
         kind = "style" if "editor" in messages[0]["content"] else "section"

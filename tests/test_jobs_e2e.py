@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from html_checks import active_markup
-from jobs_api import create
+from jobs_api import api, create
+from pocketflow_nodes import OUTLINE_MAX_TOKENS
 from sse import read_events, wait_for
 
 
@@ -187,6 +188,27 @@ def test_an_outline_that_never_parses_is_retried_then_fails(client, llm):
     final = client.get(f"/api/jobs/{job['id']}").json()
     assert len(llm.calls_of("outline")) == 3  # DRAFTLINE_LLM_RETRIES default
     assert final["status"] == "failed" and "outline" in final["error"]
+
+
+def test_a_good_models_section_titles_are_kept_whole(client, llm):
+    titles = ["What a Fresnel lens is", "Who keeps the light on", "The ships that rely on it"]
+    llm.outline_reply = "".join(f"- {title}\n" for title in titles)
+    job = create(client, "How lighthouses work")
+    read_events(client, job["id"])
+    final = api(client, job["id"])
+    assert final["outline"] == titles
+    assert all(f"## {title}\n" in final["article"] for title in titles)
+
+
+def test_an_outline_cut_short_by_max_tokens_loses_only_its_last_titles_dangling_words(client, llm):
+    # The app asks for at most OUTLINE_MAX_TOKENS; the fake stops there, as a real server does.
+    items = "- What a Fresnel lens is\n- Who keeps the light on\n- Why ships still need the"
+    preamble = OUTLINE_MAX_TOKENS - len(re.findall(r"\S+\s*|\s+", items))
+    llm.outline_reply = "Well " * (preamble - 1) + "then:\n" + items + " lamp at night\n"
+    job = create(client, "How lighthouses work")
+    read_events(client, job["id"])
+    assert api(client, job["id"])["outline"] == [
+        "What a Fresnel lens is", "Who keeps the light on", "Why ships still need"]  # fmt: skip
 
 
 def test_app_without_an_llm_starts_and_says_what_to_set(start_app):

@@ -210,7 +210,7 @@ class StubLLM:
 
     async def complete(self, messages, max_tokens, **extra):
         self.outline_calls.append({"max_tokens": max_tokens, **extra})
-        return self.outline
+        return llm.Reply(self.outline)
 
     async def stream(self, messages, max_tokens, **extra):
         editing = "editor" in messages[0]["content"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+import functools
+
 from outline import (
     OutlineError,
     clean_title,
@@ -17,6 +19,9 @@ from outline import (
     strip_chatter,
     trim_to_sentence,
 )
+
+# Every reply below is the small model's, and is read as such.
+parse_small = functools.partial(parse_outline, small_model=True)
 
 # Without a grammar: the model's own formats.
 
@@ -134,7 +139,7 @@ QUOTED_PART_TITLES = """\
 
 
 def test_bold_section_labels_and_angled_titles_are_read():
-    titles = parse_outline(BOLD_SECTIONS_AND_ANGLED_TITLES, 3, topic="How sourdough starters work")
+    titles = parse_small(BOLD_SECTIONS_AND_ANGLED_TITLES, 3, topic="How sourdough starters work")
     assert titles == [
         "Introduction",
         "Introduction to Sourdough Starters",  # subtitle dropped: the title was too long
@@ -143,12 +148,12 @@ def test_bold_section_labels_and_angled_titles_are_read():
 
 
 def test_a_numbered_list_is_cut_to_the_limit():
-    titles = parse_outline(NUMBERED_LIST_TOO_LONG, 3)
+    titles = parse_small(NUMBERED_LIST_TOO_LONG, 3)
     assert titles[1:] == ["TIDAL POLES – THE ROAD TO THIS LAKE", "TIDE Pool Safety Tips"]
 
 
 def test_placeholder_titles_copied_from_a_prompt_are_never_shown():
-    titles = parse_outline(PLACEHOLDERS_COPIED_FROM_THE_PROMPT, 3, topic="Why the sky is blue")
+    titles = parse_small(PLACEHOLDERS_COPIED_FROM_THE_PROMPT, 3, topic="Why the sky is blue")
     assert not any("<" in t or "section title" in t.casefold() for t in titles)
     assert titles[0] == "The story behind the blue hue, which has captivated us for centuries"
 
@@ -160,7 +165,7 @@ def test_example_titles_given_in_a_prompt_are_dropped():
 
 
 def test_part_labels_in_prose_are_read_as_titles():
-    titles = parse_outline(PROSE_WITH_PARTS, 3, topic="The history of the bicycle")
+    titles = parse_small(PROSE_WITH_PARTS, 3, topic="The history of the bicycle")
     assert titles == ["The Ancient Days of the Bicycle", "The Medieval Era of Bicycles"]
 
 
@@ -172,35 +177,35 @@ def test_prose_without_a_list_is_an_error():
 def test_the_topic_echoed_back_and_repeats_are_dropped():
     topic = "How sourdough starters work"
     with pytest.raises(OutlineError):  # one distinct title left: not an outline, retry
-        parse_outline(TOPIC_FIRST_THEN_ONE_TITLE_REPEATED, 3, topic=topic, minimum=2)
-    titles = parse_outline(TOPIC_FIRST_THEN_ONE_TITLE_REPEATED, 3, topic=topic)
+        parse_small(TOPIC_FIRST_THEN_ONE_TITLE_REPEATED, 3, topic=topic, minimum=2)
+    titles = parse_small(TOPIC_FIRST_THEN_ONE_TITLE_REPEATED, 3, topic=topic)
     assert titles == ["The science behind sourdoughs and their role"]  # dangling "in the" trimmed
 
 
 def test_section_and_letter_labels_are_stripped():
-    assert parse_outline(SECTION_LABELS, 3, topic="Why the sky is blue") == [
+    assert parse_small(SECTION_LABELS, 3, topic="Why the sky is blue") == [
         "The science behind it", "How light scatters in the air"]  # fmt: skip
-    assert parse_outline(LETTER_LABELS, 3, topic="Caring for a houseplant") == [
+    assert parse_small(LETTER_LABELS, 3, topic="Caring for a houseplant") == [
         "How to care for your houseplants", "Tips for caring for indoor plants"]  # fmt: skip
 
 
 def test_bare_labels_are_not_titles():
     with pytest.raises(OutlineError):
-        parse_outline(BARE_LABELS, 3, topic="Caring for a houseplant", minimum=2)
+        parse_small(BARE_LABELS, 3, topic="Caring for a houseplant", minimum=2)
 
 
 def test_the_topic_as_a_prefix_leaves_the_subtitle():
-    titles = parse_outline(TOPIC_AS_PREFIX, 3, topic="Quantum computing for beginners")
+    titles = parse_small(TOPIC_AS_PREFIX, 3, topic="Quantum computing for beginners")
     assert titles == ["The Future of Technology", "How to Get Started"]
 
 
 def test_long_subtitles_are_dropped_and_duplicates_with_them():
-    assert parse_outline(LONG_SUBTITLES, 3, topic="Learning to play chess") == [
+    assert parse_small(LONG_SUBTITLES, 3, topic="Learning to play chess") == [
         "The Art of Chess", "The Game of the Brain", "The Game of the Game"]  # fmt: skip
 
 
 def test_the_prompt_echoed_back_is_not_a_title():
-    titles = parse_outline(PROMPT_ECHOES, 3, topic="How sourdough starters work")
+    titles = parse_small(PROMPT_ECHOES, 3, topic="How sourdough starters work")
     assert titles == [
         "Explanation of how sourdough starters work and their role",
         "How they can be used for making bread using a starter",
@@ -208,9 +213,36 @@ def test_the_prompt_echoed_back_is_not_a_title():
 
 
 def test_quoted_titles_after_part_labels():
-    titles = parse_outline(QUOTED_PART_TITLES, 3, topic="The life of honey bees")
+    titles = parse_small(QUOTED_PART_TITLES, 3, topic="The life of honey bees")
     assert titles == ["The incredible journey", "Biology and Society",
                       "Honeybees in Modern Medicine"]  # fmt: skip
+
+
+# A good model's titles, which often end on a function word on purpose.
+
+LIGHTHOUSE_TITLES = """\
+- What a Fresnel lens is
+- Who keeps the light on
+- The lighthouse keeper: a job that machines took over
+"""
+
+
+def test_a_good_models_titles_are_kept_whole():
+    assert parse_outline(LIGHTHOUSE_TITLES, topic="How lighthouses work") == [
+        "What a Fresnel lens is", "Who keeps the light on",
+        "The lighthouse keeper: a job that machines took over"]  # fmt: skip
+
+
+def test_a_reply_cut_short_by_max_tokens_loses_only_its_last_titles_dangling_words():
+    reply = LIGHTHOUSE_TITLES + "- How the beam is timed and why ships rely on the"
+    titles = parse_outline(reply, topic="How lighthouses work", cut_short=True)
+    assert titles[:2] == ["What a Fresnel lens is", "Who keeps the light on"]
+    assert titles[3] == "How the beam is timed and why ships rely"
+
+
+def test_the_small_models_titles_lose_dangling_words_and_rambling_subtitles():
+    assert parse_small(LIGHTHOUSE_TITLES, topic="How lighthouses work") == [
+        "What a Fresnel lens", "Who keeps the light", "The lighthouse keeper"]  # fmt: skip
 
 
 def test_yaml_and_fenced_replies_still_parse():
