@@ -193,8 +193,12 @@ async def api_delete_job(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     request.app.state.store.count()  # the store answers
     backend = llm.backend()
-    return JSONResponse({"status": "ok", "backend": backend.name, "model": backend.model,
-                         "llm_configured": backend.configured})  # fmt: skip
+    health = {"status": "ok", "backend": backend.name, "model": backend.model,
+              "llm_configured": backend.configured}  # fmt: skip
+    if backend.unavailable:  # the LLM cannot write here: say so, and why
+        return JSONResponse({**health, "status": "unavailable", "reason": backend.unavailable},
+                            status_code=503)  # fmt: skip
+    return JSONResponse(health)
 
 
 # Helpers

