@@ -51,6 +51,7 @@ class Backend:
     base_url: str
     configured: bool
     extra_body: dict[str, Any] | None = None  # sent with every call
+    prose_body: dict[str, Any] | None = None  # sent with calls that write prose, on top
     grammar: bool = False  # takes llama.cpp's GBNF `grammar` field: outlines keep their format
     small: bool = False  # plainer prompts, fewer and shorter sections (pocketflow_nodes.Sizes)
     concurrency: int = 0  # calls at once (0: no limit); the rest wait here, not on a timeout

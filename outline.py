@@ -11,6 +11,7 @@ purpose, so only a title that was really cut short loses its dangling words.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -49,6 +50,47 @@ _ECHO = re.compile(
     r"|\bthis article\b|\boutline\b",
     re.IGNORECASE,
 )
+# A small model's title with words run together or cut off, and titles that are remarks about
+# formatting ("Available in the following format") rather than about the subject.
+_GARBLED = re.compile(
+    r"[a-z][,.;:!?][a-z]"  # "blue,p": punctuation inside a word
+    r"|'(?:s|t|re|ve|ll|d|m)[a-z]{2,}"  # "that'sselved": a contraction run into the next word
+    r"|([a-z])\1\1"  # "withitalll"
+    r"|[a-z]{17,}"  # "breathtakinglyblue": longer than the words titles are made of
+    r"|(?:of|in|to|on|for|and|with|from)the(?!s[iy]|r|m|n|y)"  # "takingcareofthe", "inthe"
+    r"|\bthe(?:of|and|in|to)\b",
+    re.IGNORECASE,
+)
+_FORMAT_REMARK = re.compile(
+    r"\b(?:format(?:ted|ting)?|bullet points?|bold text|markdown|rewritten|paragraphs?|"
+    r"word count|numbered list|available in the following)\b"
+    r"|\b(?:sub)?headings?\b(?! (?:out|to|into|for|home|off|back)\b)",  # not "Heading home"
+    re.IGNORECASE,
+)
+RUN_TOGETHER_LETTERS = 9  # "aswellaside": a lowercase word this long that no dictionary knows
+
+
+@functools.cache
+def _dictionary():
+    """pyspellchecker's English words (it comes with the `local` extra), or None without it."""
+    try:
+        from spellchecker import SpellChecker
+    except ImportError:
+        return None
+    return SpellChecker(language="en")
+
+
+def _run_together(title: str) -> bool:
+    """A lowercase word of RUN_TOGETHER_LETTERS or more that the dictionary does not know: the
+    small model glued words together ("aswellaside"). Capitalised words may be names."""
+    dictionary = _dictionary()
+    if dictionary is None:
+        return False
+    words = re.findall(r"\b[a-z]+\b", re.sub(r"'s\b", "", title))
+    long_words = [w for w in words if len(w) >= RUN_TOGETHER_LETTERS]
+    return bool(long_words) and len(dictionary.known(long_words)) < len(set(long_words))
+
+
 # Words a title cut off mid-phrase ends on ("The science behind sourdough and their role in").
 _DANGLING = frozenset(
     "a an and are as at be but by for from has have in into is its of on or our so than that the "
@@ -105,7 +147,8 @@ def clean_title(
     """The title in one list item, or "" when the item is not a usable title.
 
     `trim_dangling` drops the function words a title cut off mid-phrase ends on; `drop_subtitle`
-    keeps only "Short title" of a long "Short title: a subtitle that rambles on".
+    (for the small model) keeps only "Short title" of a long "Short title: a subtitle that rambles
+    on", and refuses a garbled title or a remark about formatting.
     """
     value = raw.strip()
     key_value = _KEY_VALUE.match(value)
@@ -126,6 +169,10 @@ def clean_title(
     value = _shorten(value, topic, drop_subtitle)
     if len(value) > MAX_TITLE_LENGTH:  # a sentence of prose, not a title
         return ""
+    if drop_subtitle and (
+        _GARBLED.search(value) or _FORMAT_REMARK.search(value) or _run_together(value)
+    ):
+        return ""  # the small model's: better another outline, or the plain one, than this
     return value[:1].upper() + value[1:]
 
 
@@ -163,13 +210,15 @@ def fallback_outline(topic: str, count: int = 3) -> list[str]:
 
 
 def outline_grammar(count: int) -> str:
-    """A llama.cpp GBNF grammar for exactly `count` lines of "- Title": at most fourteen words, so a
-    rambling model is cut off at a word boundary (clean_title then trims a dangling "of the")."""
+    """A llama.cpp GBNF grammar for exactly `count` lines of "- Title" of at most twelve words, so a
+    rambling model is cut off at a word boundary (parse_outline then trims a dangling "of the").
+    A word is at most fourteen characters ("photosynthesis") with punctuation only at its end: the
+    model cannot run words together into "breathtakinglyblue,p" or "that'sselvedtobesoar"."""
     return (
         f"root ::= item{{{count}}}\n"
-        'item ::= "- " first (" " word){0,13} "\\n"\n'
-        "first ::= [A-Z0-9] [A-Za-z0-9',:-]{0,19}\n"
-        "word ::= [A-Za-z0-9',:-]{1,20}\n"
+        'item ::= "- " first (" " word){0,11} "\\n"\n'
+        "first ::= [A-Z0-9] [A-Za-z0-9'-]{0,13} [,:]?\n"
+        "word ::= [A-Za-z0-9] [A-Za-z0-9'-]{0,13} [,:]?\n"
     )
 
 
@@ -243,3 +292,49 @@ def trim_to_sentence(text: str) -> str:
     if not ends:
         return text
     return text[: ends[-1].end()].rstrip()
+
+
+# A small model's prose: it repeats itself word for word, and talks about the text it wrote.
+
+REPEAT_WORDS = 8  # a repeated sentence this long is a stutter; shorter ones can be style
+_SENTENCE = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["')\]]))\s+(?=["'(\[]?[A-Z0-9])""")
+_STRUCTURE = re.compile(r"^\s*(?:#|[-*+]\s|\d{1,2}[.)]\s|\||>|```)")  # Markdown, kept whole
+# A sentence about the text or the request rather than the subject: "This rewritten text offers a
+# range of options", "I added personal touches", "Note: ...", "in a warm, conversational tone".
+_META = re.compile(
+    r"\brewrit(?:e|es|ten|ing)\b|\brewrote\b|\b(?:original|given|provided|revised) (?:text|version)"
+    r"|\bthis (?:text|version|revision)\b|\bconversational tone\b|\bwarm(?:er)? tone\b"
+    r"|\bas (?:you )?requested\b|\bi(?:'ve| have)? (?:also )?(?:added|made|kept|tried|changed|"
+    r"included|used|rewritten|revised)\b|\bi hope\b|\bhope this helps\b|\blet me know\b"
+    r"|\bfeel free to (?:ask|reach|contact)"
+    r"|\bhere(?:'s| is| are)\b[^.!?]*\b(?:text|version|rewrite|draft|article|section|paragraphs?)\b"
+    r"|\bin the following format\b|\bbullet points?\b|\bbold text\b|\bas an ai\b"
+    r"|\byour (?:request|text|article)\b|^\(?(?:please )?note\s*:|^(?:sure|certainly|of course)\b"
+    r"|\bsection titled\b|\bwithout a heading\b|\btwo or three short paragraphs\b"  # the prompt
+    r"|\ball of its facts\b|\brewrite this\b",
+    re.IGNORECASE,
+)
+
+
+def tidy_small_prose(text: str, seen: set[str] | None = None) -> str:
+    """Drop the sentences a small model repeats word for word (the first one stays) and those in
+    which it talks about its own text. Headings, lists and other Markdown blocks are kept whole,
+    unless a whole block is a repeat; paragraphs left empty go. `seen` carries what earlier parts
+    of the article said, and is updated."""
+    seen = set() if seen is None else seen
+    blocks = []
+    for block in re.split(r"\n[ \t]*\n", text.strip()):
+        if _STRUCTURE.match(block):
+            sentences = [block]
+        else:
+            sentences = [s for s in _SENTENCE.split(" ".join(block.split())) if not _META.search(s)]
+        kept = []
+        for sentence in sentences:
+            key = _key(sentence)
+            if len(key.split()) >= REPEAT_WORDS and key in seen:
+                continue
+            seen.add(key)
+            kept.append(sentence)
+        if kept:
+            blocks.append(" ".join(kept))
+    return "\n\n".join(blocks)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import html
 import importlib.util
 import os
@@ -15,6 +16,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -130,6 +132,33 @@ def test_the_local_default_writes_a_whole_article(start_app):
         assert article.startswith(f"# {TOPIC}\n")
         assert all(f"## {t}" in article for t in titles)
         assert "SmolLM2-135M-Instruct" in http.get(f"/jobs/{job['id']}").text
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@needs_model
+async def test_the_embedded_models_articles_read_cleanly(restore_llm):
+    """README's promise for the embedded model, on two topics that used to read as broken."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    from local_quality import measure  # the bench's own counts, with a dictionary for titles
+
+    async with running_model():
+        for topic in (TOPIC, "How lighthouses work"):
+            shared = {"topic": topic, "outline": None, "sections": [], "article": "",
+                      "report": Report()}  # fmt: skip
+            started = time.monotonic()
+            await create_article_flow(retries=3, wait=0.5).run_async(shared)
+            seconds = time.monotonic() - started
+            figures = measure(shared["article"])
+            print(f"{topic}: {seconds:.1f} s, {figures}")
+            assert figures["repeated_paragraphs"] == 0, figures["flagged"]
+            assert figures["repeated_sentences"] <= 1, figures["flagged"]
+            assert figures["chatter_lines"] == 0, figures["flagged"]
+            assert figures["garbled_titles"] == 0, figures["flagged"]
+            assert figures["words"] >= 150, shared["article"]
+            # README's median is under 25 s (bench/local_quality.py); this leaves room for a
+            # busy machine, where llama.cpp's threads slow down far more than the load suggests.
+            assert seconds < 60
 
 
 # The server process: cancellation, restarts, the outline grammar.
@@ -249,7 +278,8 @@ async def test_a_model_that_cannot_write_is_unavailable_and_calls_fail_at_once(
     model = local_model.LocalModel(fake_gguf, Settings(local_model=str(fake_gguf)))
     await model.start()
     try:
-        assert model.unavailable is not None and model.unavailable.problem == problem
+        assert model.unavailable is not None, model.output()
+        assert model.unavailable.problem == problem
         assert model.process.returncode is not None  # nothing left running, nothing restarting
         assert model.restarts == 0 and model._watchdog is None
         reason = llm.backend().unavailable
@@ -360,12 +390,14 @@ class StubLLM:
     def __init__(self, outline: str, section: str = "Waves. They roll.", style: str | None = None):
         self.outline, self.section, self.style = outline, section, style
         self.outline_calls: list[dict] = []
+        self.stream_calls: list[dict] = []
 
     async def complete(self, messages, max_tokens, **extra):
         self.outline_calls.append({"max_tokens": max_tokens, **extra})
         return llm.Reply(self.outline)
 
     async def stream(self, messages, max_tokens, **extra):
+        self.stream_calls.append(extra)
         editing = "editor" in messages[0]["content"]
         draft = messages[-1]["content"].split("\n\n", 1)[-1]
         text = (self.style or draft) if editing else self.section
@@ -443,3 +475,25 @@ async def test_a_restyle_that_only_summarises_keeps_the_draft(monkeypatch):
     draft = section.strip()
     assert shared["article"] == f"# Tides\n\n## Moon\n\n{draft}\n\n## Shore\n\n{draft}"
 
+
+@pytest.mark.anyio
+async def test_only_a_small_models_prose_calls_stop_at_its_sign_offs(monkeypatch):
+    stub = StubLLM(outline="- Moon\n- Shore\n")
+    use(monkeypatch, stub, dataclasses.replace(SMALL, prose_body={"repeat_penalty": 1.3}))
+    await create_article_flow(retries=1).run_async(shared_for())
+    assert len(stub.stream_calls) == 4  # two sections, two restyles
+    prose = {"stop": list(pocketflow_nodes.SMALL.prose_stop), "extra_body": {"repeat_penalty": 1.3}}
+    assert all(call == prose for call in stub.stream_calls)
+    assert "stop" not in stub.outline_calls[0]
+    assert "repeat_penalty" not in stub.outline_calls[0]["extra_body"]
+
+    stub = StubLLM(outline="- Moon\n- Shore\n")
+    use(monkeypatch, stub, llm.Backend("openai", "gpt", "https://example.invalid/v1", True))
+    await create_article_flow(retries=1).run_async(shared_for())
+    assert stub.stream_calls and all(call == {} for call in stub.stream_calls)
+
+
+def test_the_small_model_samples_as_its_authors_advise_with_a_penalty_on_prose_only():
+    backend = local_model.LocalModel(Path("m.gguf"), Settings()).backend()
+    assert backend.extra_body == {"temperature": 0.2, "top_p": 0.9, "repeat_penalty": 1.1}
+    assert backend.prose_body == {"repeat_penalty": 1.15}
