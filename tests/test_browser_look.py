@@ -1,7 +1,7 @@
 """How the pages look and read in real Chromium: phone and desktop, light and dark, checked by axe.
 
-Screenshots land in test-artifacts/ (git-ignored); the best of them are copied by hand to
-docs/screenshots/ for README.
+Screenshots land in test-artifacts/ (git-ignored). README's are of a real article by the
+embedded model, taken by docs/screenshots/take_screenshots.py.
 """
 
 from __future__ import annotations
