@@ -30,6 +30,7 @@ from starlette.templating import Jinja2Templates
 
 import llm
 import local_model
+import security
 import views
 from config import Settings
 from jobs import MAX_TOPIC_LENGTH, Job, TopicError, clean_topic, open_store
@@ -251,9 +252,16 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     return fields
 
 
-TITLES = {400: "Bad request", 404: "Not found", 405: "Not allowed", 409: "Not possible right now",
-          413: "Too large", 415: "Wrong content type", 422: "Invalid input",
-          429: "Too many requests", 500: "Something went wrong"}  # fmt: skip
+TITLES = {400: "Bad request", 403: "Refused", 404: "Not found", 405: "Not allowed",
+          409: "Not possible right now", 413: "Too large", 415: "Wrong content type",
+          422: "Invalid input", 429: "Too many requests", 500: "Something went wrong"}  # fmt: skip
+
+
+def error_page(request: Request, code: int, message: str) -> Response:
+    """The error as a page, or as `{"error": ...}` under /api/; never a traceback."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=code)
+    return render(request, "error.html", code, title=TITLES.get(code, "Error"), message=message)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -264,9 +272,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if code >= 500:
         log.exception("unhandled error on %s", request.url.path, exc_info=exc)
         message = "Something went wrong on our side. The error has been logged."
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": message}, status_code=code)
-    return render(request, "error.html", code, title=TITLES.get(code, "Error"), message=message)
+    return error_page(request, code, message)
 
 
 routes = [
@@ -310,8 +316,11 @@ async def lifespan(app: Starlette):
     app.state.store.close()
 
 
-# Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
-middleware = [Middleware(GZipMiddleware, minimum_size=500)]
+middleware = [
+    # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
+    Middleware(GZipMiddleware, minimum_size=500),
+    Middleware(security.CrossSiteWrites, error_page=error_page),
+]
 app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
                 lifespan=lifespan)  # fmt: skip
 

@@ -1,0 +1,101 @@
+"""Another site's page, open in the owner's real Chromium, tries to use Draftline behind their back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from browser import WAIT, browsing, chromium, job_id  # noqa: F401  (fixtures)
+from playwright.sync_api import expect
+
+# What a hostile page can do without any cooperation from Draftline: a plain form, and fetch()
+# in `no-cors` mode, which sends the request (cookies included) though it cannot read the answer.
+HOSTILE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Free prizes</title></head><body>
+<form method="post" action="{app}/jobs"><input name="topic" value="Forged by a form">
+  <button type="submit">Claim your prize</button></form>
+<form method="post" action="{app}/jobs/{job}/delete"><button type="submit">Delete</button></form>
+</body></html>"""
+# Each request is sent, whatever becomes of its answer.
+NO_CORS = """async ([app, job]) => {
+    const form = {method: 'POST', mode: 'no-cors',
+                  headers: {'content-type': 'application/x-www-form-urlencoded'}};
+    return (await Promise.allSettled([
+        fetch(app + '/jobs', {...form, body: 'topic=Forged+by+fetch'}),
+        fetch(app + '/jobs/' + job + '/delete', form),
+        fetch(app + '/api/jobs/' + job + '/cancel', {method: 'POST', mode: 'no-cors'}),
+    ])).map(result => result.status);
+}"""
+
+
+class HostileSite:
+    """A page on another origin (another loopback address, or another port) aimed at the app."""
+
+    def __init__(self, host: str, app_url: str, job: str):
+        page = HOSTILE.format(app=app_url, job=job).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/html; charset=utf-8")
+                self.send_header("content-length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hostile_sites(app_server) -> Iterator[list]:
+    sites: list[HostileSite] = []
+    yield sites
+    for site in sites:
+        site.close()
+
+
+# 127.0.0.2 is another site (Sec-Fetch-Site: cross-site); another port on 127.0.0.1 is the same
+# site but another origin (same-site): both are refused.
+@pytest.mark.browser
+@pytest.mark.parametrize("host", ["127.0.0.2", "127.0.0.1"], ids=["cross-site", "same-site"])
+def test_another_origins_page_cannot_create_or_delete_jobs(
+    browsing, chromium, app_server, hostile_sites, llm, host
+):
+    llm.token_delay = 0.05  # the owner's job is still running when the forged cancel arrives
+    owner = browsing.new_page("/")  # the owner's own tab, on Draftline itself
+    owner.get_by_label("Topic").fill("Mine")
+    owner.get_by_role("button", name="Generate").click()
+    expect(owner.get_by_role("heading", level=1)).to_have_text("Mine")
+    job = job_id(owner)
+
+    site = HostileSite(host, app_server.url, job)
+    hostile_sites.append(site)
+    context = chromium.new_context()  # the same browser; its requests leave the app on purpose
+    context.set_default_timeout(WAIT)
+    try:
+        page = context.new_page()
+        page.goto(site.url)
+        page.evaluate(NO_CORS, [app_server.url, job])
+        page.get_by_role("button", name="Claim your prize").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Refused")
+        expect(page.get_by_text("came from another site")).to_be_visible()
+        page.goto(site.url)
+        page.get_by_role("button", name="Delete").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Refused")
+    finally:
+        context.close()
+
+    jobs = httpx.get(f"{app_server.url}/api/jobs", timeout=10).json()["jobs"]
+    assert [j["topic"] for j in jobs] == ["Mine"]  # nothing forged was created, or deleted
+    assert jobs[0]["status"] != "cancelled"
