@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -91,10 +92,10 @@ async def create_job(request: Request) -> Response:
     except (TopicError, TooManyJobs) as exc:
         code = 422 if isinstance(exc, TopicError) else 429
         return render_form(request, topic=raw, error=str(exc), status_code=code)
-    url = request.url_for("job_page", job_id=job.id)
+    url = f"/jobs/{job.id}"  # a path, never built from the Host header
     if "HX-Request" in request.headers:
         response = render(request, "_job.html", job=job)
-        response.headers["HX-Push-Url"] = url.path
+        response.headers["HX-Push-Url"] = url
         return response
     return RedirectResponse(url, status_code=303)
 
@@ -113,18 +114,18 @@ async def history(request: Request) -> Response:
 
 
 async def cancel_job(request: Request) -> Response:
-    await request.app.state.runner.cancel(get_job(request))
-    return RedirectResponse(request.url_for("job_page", **request.path_params), status_code=303)
+    job = await request.app.state.runner.cancel(get_job(request))
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 async def resume_job(request: Request) -> Response:
-    request.app.state.runner.resume(get_job(request))
-    return RedirectResponse(request.url_for("job_page", **request.path_params), status_code=303)
+    job = request.app.state.runner.resume(get_job(request))
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 async def delete_job(request: Request) -> Response:
     await request.app.state.runner.delete(get_job(request))
-    return RedirectResponse(request.url_for("history"), status_code=303)
+    return RedirectResponse("/jobs", status_code=303)
 
 
 async def job_events_stream(request: Request) -> Response:
@@ -165,8 +166,7 @@ async def api_create_job(request: Request) -> Response:
         job = start_job(request, clean_topic(body["topic"]))
     except TopicError as exc:
         raise HTTPException(422, str(exc)) from None
-    url = request.url_for("api_job", job_id=job.id)
-    return JSONResponse(job.to_api(), status_code=201, headers={"Location": url.path})
+    return JSONResponse(job.to_api(), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
 
 async def api_job(request: Request) -> Response:
@@ -317,6 +317,8 @@ async def lifespan(app: Starlette):
 
 
 middleware = [
+    Middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings),
+               www_redirect=False),  # fmt: skip
     # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
     Middleware(GZipMiddleware, minimum_size=500),
     Middleware(security.CrossSiteWrites, error_page=error_page),

@@ -18,6 +18,7 @@ DEFAULTS: dict[str, str] = {
     "DRAFTLINE_LOCAL_THREADS": "0",
     "DRAFTLINE_HOST": "127.0.0.1",
     "DRAFTLINE_PORT": "8000",
+    "DRAFTLINE_ALLOWED_HOSTS": "",
     "DRAFTLINE_STORE": "sqlite:///data/draftline.db",
     "DRAFTLINE_SECTION_CONCURRENCY": "5",
     "DRAFTLINE_LLM_TIMEOUT": "60",
@@ -43,6 +44,7 @@ class Settings:
     local_threads: int = 0  # 0: one per CPU core
     host: str = DEFAULTS["DRAFTLINE_HOST"]
     port: int = int(DEFAULTS["DRAFTLINE_PORT"])
+    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the loopback ones
     store_url: str = DEFAULTS["DRAFTLINE_STORE"]
     section_concurrency: int = 5
     llm_timeout: float = 60.0
@@ -68,6 +70,7 @@ class Settings:
             local_threads=max(0, int(_get(env, "DRAFTLINE_LOCAL_THREADS"))),
             host=_get(env, "DRAFTLINE_HOST"),
             port=int(_get(env, "DRAFTLINE_PORT")),
+            allowed_hosts=tuple(_get(env, "DRAFTLINE_ALLOWED_HOSTS").replace(",", " ").split()),
             store_url=_get(env, "DRAFTLINE_STORE"),
             section_concurrency=max(1, int(_get(env, "DRAFTLINE_SECTION_CONCURRENCY"))),
             llm_timeout=float(_get(env, "DRAFTLINE_LLM_TIMEOUT")),

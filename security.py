@@ -15,7 +15,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from config import Settings
+
 ErrorPage = Callable[[Request, int, str], Response]
+
+# DNS rebinding: a page on rebind.attacker.example whose name now points at 127.0.0.1 sends
+# `Host: rebind.attacker.example`. Starlette's TrustedHostMiddleware answers such requests 400.
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """Host names served: the loopback ones, the address listened on, DRAFTLINE_ALLOWED_HOSTS."""
+    names = [*LOOPBACK_HOSTS, *settings.allowed_hosts]
+    if settings.host not in ANY_ADDRESS:
+        names.append(settings.host)
+    # Starlette compares IPv6 literals with their brackets, as a Host header carries them.
+    patterns = (f"[{n}]" if ":" in n and not n.startswith("[") else n for n in names)
+    return list(dict.fromkeys(p.strip().lower() for p in patterns))
+
 
 # Cross-site request forgery: OWASP's Fetch Metadata check.
 

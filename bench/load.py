@@ -31,7 +31,8 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 async def viewer(port: int, job_id: str, delays: list[float], counts: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
-    writer.write(f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n".encode())
+    request = f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    writer.write(f"{request}Accept: text/event-stream\r\n\r\n".encode())
     await writer.drain()
     published, name = None, None
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.routing import Route
 
@@ -71,3 +73,50 @@ def test_same_origin_and_plain_client_writes_still_work(app_server, client, llm,
     job = created.headers["location"].rsplit("/", 1)[1]
     assert client.post(f"/api/jobs/{job}/cancel", headers=headers).status_code in (200, 409)
     assert client.delete(f"/api/jobs/{job}", headers=headers).status_code == 204
+
+
+# DNS rebinding: a page whose name now points at 127.0.0.1 sends its own name as Host.
+
+
+@pytest.mark.parametrize("host", ["rebind.attacker.example", "evil.example:8000", "127.0.0.1.nip.io",
+                                  "[::2]", "localhost.", ""])  # fmt: skip
+def test_requests_for_unknown_hosts_are_refused(client, host):
+    for path in ("/", "/jobs", "/api/jobs", "/healthz", "/static/draftline.css"):
+        response = client.get(path, headers={"Host": host})
+        assert response.status_code == 400, (path, response.text)
+        assert "Draftline" not in response.text
+    refused = client.post("/api/jobs", json={"topic": "Rebound"}, headers={"Host": host})
+    assert refused.status_code == 400 and client.get("/api/jobs").json()["jobs"] == []
+
+
+def test_loopback_names_and_allowed_hosts_are_served(start_app, llm):
+    server = start_app(DRAFTLINE_ALLOWED_HOSTS="draftline.lan, *.example.org,192.168.1.20")
+    port = server.port
+    with server.client() as http:
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "draftline.lan",
+                     "Draftline.LAN:8080", "writer.example.org", "192.168.1.20:80"):  # fmt: skip
+            assert http.get("/", headers={"Host": host}).status_code == 200, host
+        for host in ("example.org", "draftline.lan.attacker.example", "192.168.1.21"):
+            assert http.get("/", headers={"Host": host}).status_code == 400, host
+
+
+def test_links_and_redirects_never_carry_the_host_they_were_asked_for(app_server, client, llm):
+    llm.token_delay = 0.02  # still running when it is cancelled
+    host = {"Host": f"localhost:{app_server.port}"}  # served, yet not the name the links use
+    created = client.post("/jobs", data={"topic": "Tide pools"}, headers=host)
+    assert created.status_code == 303 and created.headers["location"].startswith("/jobs/")
+    job = created.headers["location"].rsplit("/", 1)[1]
+    api_created = client.post("/api/jobs", json={"topic": "Rock pools"}, headers=host)
+    assert api_created.headers["location"] == f"/api/jobs/{api_created.json()['id']}"
+    cancelled = client.post(f"/jobs/{job}/cancel", headers=host)
+    assert cancelled.status_code == 303 and cancelled.headers["location"] == f"/jobs/{job}"
+    resumed = client.post(f"/jobs/{job}/resume", headers=host)
+    assert resumed.status_code == 303 and resumed.headers["location"] == f"/jobs/{job}"
+    read_events(client, job)
+    for path in ("/", "/jobs", f"/jobs/{job}", "/no-such-page"):
+        page = client.get(path, headers=host).text
+        links = re.findall(r'\b(?:href|src|action|sse-connect)="([^"]*)"', page)
+        assert len(links) > 5 and all(re.match(r"(/(?!/)|#|data:)", link) for link in links), links
+        assert "localhost" not in page, path
+    deleted = client.post(f"/jobs/{job}/delete", headers=host)
+    assert deleted.status_code == 303 and deleted.headers["location"] == "/jobs"
