@@ -39,6 +39,7 @@ from runner import JobRunner, JobStateError, TooManyJobs
 from streams import job_events, parse_last_event_id
 
 settings = Settings.from_env()
+gate = security.Gate(settings.password) if settings.password else None
 templates = Jinja2Templates(env=views.environment)
 log = logging.getLogger("draftline")
 
@@ -55,6 +56,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
     context.setdefault("backend", llm.backend())
+    context.setdefault("signed_in", getattr(request.state, "signed_in", False))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -150,6 +152,33 @@ async def article_markdown(request: Request) -> Response:
     )
 
 
+async def login_page(request: Request) -> Response:
+    next_path = security.local_path(request.query_params.get("next"))
+    if gate is None:
+        return RedirectResponse(next_path, status_code=303)
+    return render(request, "login.html", next=next_path)
+
+
+async def login(request: Request) -> Response:
+    form = await read_form(request)
+    next_path = security.local_path(last(form, "next"))
+    if gate is None:
+        return RedirectResponse(next_path, status_code=303)
+    try:
+        gate.attempt(security.client_address(request), last(form, "password").encode())
+    except security.LoginRefused as exc:
+        return render(request, "login.html", exc.status_code, next=next_path, error=str(exc))
+    response = RedirectResponse(next_path, status_code=303)
+    gate.sign_in(response, https=request.url.scheme == "https")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/login" if gate else "/", status_code=303)
+    response.delete_cookie(security.SESSION_COOKIE, httponly=True, samesite="lax")
+    return response
+
+
 # JSON API
 
 
@@ -206,7 +235,11 @@ async def healthz(request: Request) -> Response:
 
 
 def start_job(request: Request, topic: str) -> Job:
-    return request.app.state.runner.submit(topic, request.client.host if request.client else "")
+    return request.app.state.runner.submit(topic, security.client_address(request))
+
+
+def last(form: dict[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[-1]
 
 
 def list_page(request: Request) -> tuple[list[Job], int, int]:
@@ -252,9 +285,10 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     return fields
 
 
-TITLES = {400: "Bad request", 403: "Refused", 404: "Not found", 405: "Not allowed",
-          409: "Not possible right now", 413: "Too large", 415: "Wrong content type",
-          422: "Invalid input", 429: "Too many requests", 500: "Something went wrong"}  # fmt: skip
+TITLES = {400: "Bad request", 401: "Password needed", 403: "Refused", 404: "Not found",
+          405: "Not allowed", 409: "Not possible right now", 413: "Too large",
+          415: "Wrong content type", 422: "Invalid input", 429: "Too many requests",
+          500: "Something went wrong"}  # fmt: skip
 
 
 def error_page(request: Request, code: int, message: str) -> Response:
@@ -292,6 +326,9 @@ routes = [
     Route("/api/jobs/{job_id}/cancel", api_cancel_job, methods=["POST"]),
     Route("/api/jobs/{job_id}/resume", api_resume_job, methods=["POST"]),
     Route("/healthz", healthz),
+    Route("/login", login_page),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
     Mount("/static", StaticFiles(directory=views.TEMPLATES.parent / "static"), name="static"),
 ]
 
@@ -322,12 +359,15 @@ middleware = [
     # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
     Middleware(GZipMiddleware, minimum_size=500),
     Middleware(security.CrossSiteWrites, error_page=error_page),
+    Middleware(security.RequirePassword, gate=gate, error_page=error_page),
 ]
 app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
                 lifespan=lifespan)  # fmt: skip
 
 
 def main() -> None:
+    if refusal := security.refuse_to_start(settings):
+        sys.exit(f"draftline: not starting. {refusal}")
     uvicorn.run("app:app", host=settings.host, port=settings.port, log_level=settings.log_level,
                 timeout_graceful_shutdown=10)  # fmt: skip
 

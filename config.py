@@ -18,6 +18,7 @@ DEFAULTS: dict[str, str] = {
     "DRAFTLINE_LOCAL_THREADS": "0",
     "DRAFTLINE_HOST": "127.0.0.1",
     "DRAFTLINE_PORT": "8000",
+    "DRAFTLINE_PASSWORD": "",
     "DRAFTLINE_ALLOWED_HOSTS": "",
     "DRAFTLINE_STORE": "sqlite:///data/draftline.db",
     "DRAFTLINE_SECTION_CONCURRENCY": "5",
@@ -44,6 +45,7 @@ class Settings:
     local_threads: int = 0  # 0: one per CPU core
     host: str = DEFAULTS["DRAFTLINE_HOST"]
     port: int = int(DEFAULTS["DRAFTLINE_PORT"])
+    password: str = ""  # set: every route but /healthz and static files asks for it
     allowed_hosts: tuple[str, ...] = ()  # Host names served besides the loopback ones
     store_url: str = DEFAULTS["DRAFTLINE_STORE"]
     section_concurrency: int = 5
@@ -70,6 +72,7 @@ class Settings:
             local_threads=max(0, int(_get(env, "DRAFTLINE_LOCAL_THREADS"))),
             host=_get(env, "DRAFTLINE_HOST"),
             port=int(_get(env, "DRAFTLINE_PORT")),
+            password=_get(env, "DRAFTLINE_PASSWORD"),
             allowed_hosts=tuple(_get(env, "DRAFTLINE_ALLOWED_HOSTS").replace(",", " ").split()),
             store_url=_get(env, "DRAFTLINE_STORE"),
             section_concurrency=max(1, int(_get(env, "DRAFTLINE_SECTION_CONCURRENCY"))),

@@ -7,12 +7,19 @@ like every other error.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import secrets
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+from itsdangerous import BadSignature, TimestampSigner
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from config import Settings
@@ -93,3 +100,141 @@ class CrossSiteWrites:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+# Access control: DRAFTLINE_PASSWORD.
+
+SESSION_COOKIE = "draftline_session"
+SESSION_SECONDS = 30 * 24 * 3600
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/logout"})
+WRONG_GUESSES = RateLimitItemPerMinute(10, 15)  # per client: 10 wrong passwords in 15 minutes
+ASK_API = "This Draftline needs its password: send Authorization: Bearer <DRAFTLINE_PASSWORD>."
+ASK_PAGE = "This Draftline needs its password. Sign in, then try again."
+
+
+class LoginRefused(Exception):
+    """A wrong password (401), or too many of them from one client (429)."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class Gate:
+    """Checks the password in constant time, limits wrong guesses, and signs sessions.
+
+    Sessions are signed with a key made at start-up and kept only in memory: no secret is
+    written to disk, and restarting Draftline signs everyone out.
+    """
+
+    def __init__(self, password: str):
+        self._password = password.encode()
+        self._signer = TimestampSigner(secrets.token_bytes(32), salt="draftline-session")
+        self._wrong = MovingWindowRateLimiter(MemoryStorage())
+
+    def attempt(self, client: str, password: bytes) -> None:
+        """Return if `password` (as UTF-8) is right; raise LoginRefused if not, or if this client
+        has guessed wrong too often lately (then even the right password waits)."""
+        if not self._wrong.test(WRONG_GUESSES, client):
+            raise LoginRefused(429, "Too many wrong passwords from your address: try again in a "
+                               "quarter of an hour.")  # fmt: skip
+        if not hmac.compare_digest(password, self._password):
+            self._wrong.hit(WRONG_GUESSES, client)
+            raise LoginRefused(401, "That is not the password.")
+
+    def sign_in(self, response: Response, https: bool) -> None:
+        session = self._signer.sign(b"in").decode()
+        response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_SECONDS, httponly=True,
+                            samesite="lax", secure=https)  # fmt: skip
+
+    def signed_in(self, cookie: str | None) -> bool:
+        try:
+            return bool(cookie) and self._signer.unsign(cookie, max_age=SESSION_SECONDS) == b"in"
+        except BadSignature:  # forged, tampered with, from before a restart, or expired
+            return False
+
+
+class RequirePassword:
+    """With a Gate, every route but /healthz, /login and static files needs the password:
+    a session cookie from the login form, or `Authorization: Bearer <password>`."""
+
+    def __init__(self, app: ASGIApp, gate: Gate | None, error_page: ErrorPage):
+        self.app = app
+        self.gate = gate
+        self.error_page = error_page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or self.gate is None or path in PUBLIC_PATHS
+                or path.startswith("/static/")):  # fmt: skip
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            try:
+                # Header values arrive as latin-1: back to the bytes the client sent.
+                self.gate.attempt(client_address(request), token.strip().encode("latin-1"))
+            except LoginRefused as exc:
+                response = self.error_page(request, exc.status_code, str(exc))
+                response.headers["WWW-Authenticate"] = 'Bearer realm="Draftline"'
+                await response(scope, receive, send)
+                return
+        elif self.gate.signed_in(request.cookies.get(SESSION_COOKIE)):
+            scope.setdefault("state", {})["signed_in"] = True  # pages offer to sign out
+        else:
+            await self.ask(request)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def ask(self, request: Request) -> Response:
+        """The API and streams answer 401; a page asks for the password on the login form."""
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login = "/login?" + urlencode({"next": target})
+        page = request.method in ("GET", "HEAD") and "HX-Request" not in request.headers
+        if page and not request.url.path.startswith("/api/") and (
+            "text/event-stream" not in request.headers.get("accept", "")
+        ):
+            return RedirectResponse(login, status_code=303)
+        api = request.url.path.startswith("/api/")
+        response = self.error_page(request, 401, ASK_API if api else ASK_PAGE)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="Draftline"'
+        if "HX-Request" in request.headers:
+            response.headers["HX-Redirect"] = "/login"
+        return response
+
+
+def client_address(request: Request) -> str:
+    """Who is asking, as limits count it (behind a trusted proxy, uvicorn has set it)."""
+    return request.client.host if request.client else ""
+
+
+def local_path(target: str | None) -> str:
+    """`target` if it is a path on this server, else `/`: a login never sends anyone away."""
+    if (target and target.startswith("/") and not target.startswith(("//", "/\\"))
+            and target.isprintable() and not urlsplit(target).netloc):  # fmt: skip
+        return target
+    return "/"
+
+
+def is_loopback(host: str) -> bool:
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_to_start(settings: Settings) -> str | None:
+    """Why `draftline` must not listen where it was asked to, if it must not."""
+    if settings.password or is_loopback(settings.host):
+        return None
+    return (
+        f"DRAFTLINE_HOST={settings.host} lets other machines reach Draftline, and without a "
+        "password anyone who can reach it could read and delete every article and spend your "
+        "LLM credits. Set DRAFTLINE_PASSWORD to a long random secret, for example\n\n"
+        "    DRAFTLINE_PASSWORD=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')\n\n"
+        "and DRAFTLINE_ALLOWED_HOSTS to the names people use, or listen on 127.0.0.1 only."
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from browser import WAIT, browsing, chromium, job_id  # noqa: F401  (fixtures)
+from browser import WAIT, Browsing, browsing, chromium, job_id  # noqa: F401  (fixtures)
 from playwright.sync_api import expect
 
 # What a hostile page can do without any cooperation from Draftline: a plain form, and fetch()
@@ -99,3 +100,31 @@ def test_another_origins_page_cannot_create_or_delete_jobs(
     jobs = httpx.get(f"{app_server.url}/api/jobs", timeout=10).json()["jobs"]
     assert [j["topic"] for j in jobs] == ["Mine"]  # nothing forged was created, or deleted
     assert jobs[0]["status"] != "cancelled"
+
+
+@pytest.mark.browser
+def test_with_a_password_the_owner_signs_in_once_then_writes_live(chromium, start_app, llm):
+    llm.token_delay = 0.01
+    server = start_app(DRAFTLINE_PASSWORD="correct horse battery staple")
+    session = Browsing(chromium, server.url)
+    try:
+        page = session.new_page("/jobs")
+        expect(page).to_have_url(re.compile(r"/login\?next=%2Fjobs$"))
+        expect(page.get_by_label("Password")).to_be_focused()
+        page.get_by_label("Password").fill("correct horse battery staple")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(re.compile(r"/jobs$"))  # back where the owner was going
+
+        page.goto("/")
+        page.get_by_label("Topic").fill("Tide pools")
+        page.get_by_role("button", name="Generate").click()  # htmx and the event stream, signed in
+        expect(page.get_by_role("status")).to_have_text(re.compile(r"Ready: \d+ words"))
+        cookie = next(c for c in page.context.cookies() if c["name"] == "draftline_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+        assert page.evaluate("document.cookie") == ""  # out of reach of any script
+
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    finally:
+        problems = session.close()
+    assert not problems, "the browser saw problems:\n" + "\n".join(problems)

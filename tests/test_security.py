@@ -1,12 +1,19 @@
-"""The app as an attacker meets it: forged requests from other sites, with the headers they carry."""
+"""The app as an attacker meets it: forged requests from other sites, forged hosts, no password."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 from starlette.routing import Route
 
+from app_server import ROOT
+from fake_llm import free_port
 from jobs_api import api, create
 from sse import read_events
 
@@ -39,8 +46,9 @@ FORGED = [
 ]
 
 
-@pytest.mark.parametrize("headers", FORGED, ids=lambda h: " ".join(f"{k}={v}" for k, v in h.items()))
-def test_cross_site_writes_are_refused_on_every_state_changing_route(app_server, client, llm, headers):
+@pytest.mark.parametrize("headers", FORGED, ids=lambda h: " ".join(h.values()))
+def test_cross_site_writes_are_refused_on_every_state_changing_route(app_server, client, llm,
+                                                                     headers):  # fmt: skip
     job = create(client)["id"]
     read_events(client, job)
     origin_as_self = {"Origin": app_server.url.replace("127.0.0.1", "localhost")}
@@ -78,8 +86,8 @@ def test_same_origin_and_plain_client_writes_still_work(app_server, client, llm,
 # DNS rebinding: a page whose name now points at 127.0.0.1 sends its own name as Host.
 
 
-@pytest.mark.parametrize("host", ["rebind.attacker.example", "evil.example:8000", "127.0.0.1.nip.io",
-                                  "[::2]", "localhost.", ""])  # fmt: skip
+@pytest.mark.parametrize("host", ["rebind.attacker.example", "evil.example:8000",
+                                  "127.0.0.1.nip.io", "[::2]", "localhost.", ""])  # fmt: skip
 def test_requests_for_unknown_hosts_are_refused(client, host):
     for path in ("/", "/jobs", "/api/jobs", "/healthz", "/static/draftline.css"):
         response = client.get(path, headers={"Host": host})
@@ -120,3 +128,109 @@ def test_links_and_redirects_never_carry_the_host_they_were_asked_for(app_server
         assert "localhost" not in page, path
     deleted = client.post(f"/jobs/{job}/delete", headers=host)
     assert deleted.status_code == 303 and deleted.headers["location"] == "/jobs"
+
+
+# DRAFTLINE_PASSWORD
+
+PASSWORD = "correct horse battery staple"
+BEARER = {"Authorization": f"Bearer {PASSWORD}"}
+
+
+def test_with_a_password_only_health_and_static_files_are_open(start_app, llm):
+    server = start_app(DRAFTLINE_PASSWORD=PASSWORD)
+    with server.client() as http:
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/static/draftline.css").status_code == 200
+        for method, path in [("GET", "/api/jobs"), ("POST", "/api/jobs"),
+                             ("GET", "/api/jobs/abcdefgh1"), ("DELETE", "/api/jobs/abcdefgh1"),
+                             ("POST", "/api/jobs/abcdefgh1/cancel")]:  # fmt: skip
+            refused = http.request(method, path, json={"topic": "Sneaky"})
+            assert refused.status_code == 401, (method, path)
+            assert "Bearer" in refused.json()["error"]
+            assert "Bearer" in refused.headers["www-authenticate"]
+        for path in ("/", "/jobs", "/jobs/abcdefgh1?x=1"):  # pages ask for the password
+            asked = http.get(path)
+            assert asked.status_code == 303, path
+            assert asked.headers["location"] == "/login?" + urlencode({"next": path})
+        stream = http.get("/jobs/abcdefgh1/events", headers={"Accept": "text/event-stream"})
+        assert stream.status_code == 401
+        assert http.post("/jobs", data={"topic": "Sneaky"}).status_code == 401
+        htmx = http.post("/jobs", data={"topic": "Sneaky"}, headers={"HX-Request": "true"})
+        assert htmx.status_code == 401 and htmx.headers["hx-redirect"] == "/login"
+        wrong = http.get("/api/jobs", headers={"Authorization": "Bearer correct horse"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "That is not the password."
+
+        job = http.post("/api/jobs", json={"topic": "Tide pools"}, headers=BEARER)
+        assert job.status_code == 201
+    with server.client(headers=BEARER) as http:  # scripts: the password on every request
+        assert read_events(http, job.json()["id"])[-1].name == "done"
+        assert [j["topic"] for j in http.get("/api/jobs").json()["jobs"]] == ["Tide pools"]
+        assert "Tide pools" in http.get("/").text
+
+
+def test_the_login_form_sets_a_signed_httponly_samesite_session(start_app, llm):
+    server = start_app(DRAFTLINE_PASSWORD=PASSWORD)
+    with server.client() as http:
+        form = http.get("/login?next=/jobs")
+        assert form.status_code == 200 and 'type="password"' in form.text
+        assert 'name="next" value="/jobs"' in form.text
+        wrong = http.post("/login", data={"password": "wrong", "next": "/jobs"})
+        assert wrong.status_code == 401 and "not the password" in wrong.text
+        assert "draftline_session" not in http.cookies
+
+        signed_in = http.post("/login", data={"password": PASSWORD, "next": "/jobs"})
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/jobs"
+        cookie = signed_in.headers["set-cookie"]
+        assert cookie.startswith("draftline_session=")
+        attributes = {part.strip().lower() for part in cookie.split(";")}
+        assert {"httponly", "samesite=lax", "path=/"} <= attributes
+        home = http.get("/")
+        assert home.status_code == 200 and "Sign out</button>" in home.text
+        assert http.post("/jobs", data={"topic": "Tide pools"}).status_code == 303
+        assert http.get("/api/jobs").status_code == 200  # the session works for the API too
+
+        session = http.cookies["draftline_session"]
+        signed, _, signature = session.rpartition(".")  # "in.<time>.<signature>"
+        forgeries = (f"{signed}.{signature[::-1]}", "out." + session.partition(".")[2], "in")
+        with server.client() as bare:  # no cookie jar: exactly the cookie given
+            for cookie in (*forgeries, session):
+                seen = bare.get("/", headers={"Cookie": f"draftline_session={cookie}"})
+                assert seen.status_code == (200 if cookie == session else 303), cookie
+        assert http.post("/logout").status_code == 303
+        assert http.get("/").status_code == 303  # signed out
+
+        for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "jobs"):
+            away = http.post("/login", data={"password": PASSWORD, "next": target})
+            assert away.headers["location"] == "/", target  # never sent to another site
+
+
+def test_wrong_passwords_are_rate_limited_per_address(start_app, llm):
+    server = start_app(DRAFTLINE_PASSWORD=PASSWORD)
+    with server.client() as http:
+        for attempt in range(10):
+            wrong = {"Authorization": f"Bearer guess {attempt}"}
+            refused = http.get("/api/jobs", headers=wrong) if attempt % 2 else \
+                http.post("/login", data={"password": f"guess {attempt}"})  # fmt: skip
+            assert refused.status_code == 401, attempt
+        assert http.get("/api/jobs", headers=BEARER).status_code == 429  # even the right one waits
+        locked = http.post("/login", data={"password": PASSWORD})
+        assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
+    other = httpx.HTTPTransport(local_address="127.0.0.2")  # another machine, as far as it knows
+    with server.client(transport=other) as http:
+        assert http.get("/api/jobs", headers=BEARER).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
+def test_draftline_will_not_listen_beyond_loopback_without_a_password(tmp_path, host):
+    port = free_port()
+    env = {**os.environ, "DRAFTLINE_HOST": host, "DRAFTLINE_PORT": str(port),
+           "DRAFTLINE_STORE": f"sqlite:///{tmp_path / 'd.db'}",
+           "DRAFTLINE_LOCAL_MODEL": "off"}  # fmt: skip
+    env.pop("DRAFTLINE_PASSWORD", None)
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode != 0
+    assert "not starting" in done.stderr and "DRAFTLINE_PASSWORD" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
