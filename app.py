@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anyio
 import uvicorn
+from secure.middleware import SecureASGIMiddleware
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -354,6 +355,7 @@ async def lifespan(app: Starlette):
 
 
 middleware = [
+    Middleware(SecureASGIMiddleware, secure=security.HEADERS),  # on every response, 400s too
     Middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings),
                www_redirect=False),  # fmt: skip
     # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.

@@ -20,7 +20,8 @@ HOSTILE = """<!doctype html>
   <button type="submit">Claim your prize</button></form>
 <form method="post" action="{app}/jobs/{job}/delete"><button type="submit">Delete</button></form>
 </body></html>"""
-# Each request is sent, whatever becomes of its answer.
+# Each request is sent; its answer is refused to the page (Cross-Origin-Resource-Policy), so
+# fetch() rejects, and the attacker cannot even tell what happened.
 NO_CORS = """async ([app, job]) => {
     const form = {method: 'POST', mode: 'no-cors',
                   headers: {'content-type': 'application/x-www-form-urlencoded'}};
@@ -87,7 +88,7 @@ def test_another_origins_page_cannot_create_or_delete_jobs(
     try:
         page = context.new_page()
         page.goto(site.url)
-        page.evaluate(NO_CORS, [app_server.url, job])
+        assert page.evaluate(NO_CORS, [app_server.url, job]) == ["rejected"] * 3
         page.get_by_role("button", name="Claim your prize").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Refused")
         expect(page.get_by_text("came from another site")).to_be_visible()
@@ -128,3 +129,50 @@ def test_with_a_password_the_owner_signs_in_once_then_writes_live(chromium, star
     finally:
         problems = session.close()
     assert not problems, "the browser saw problems:\n" + "\n".join(problems)
+
+
+def until(page, condition, timeout: float = WAIT) -> None:
+    """Wait for `condition()`, letting Playwright deliver the page's events meanwhile."""
+    for _ in range(int(timeout / 50)):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.browser
+def test_the_csp_holds_and_the_suite_hears_of_any_violation(browsing, llm):
+    page = browsing.new_page("/")
+    watch = browsing.watch(page)
+    page.evaluate("""() => {
+        const script = document.createElement('script');
+        script.textContent = 'window.injected = true';
+        document.head.append(script);
+        document.body.insertAdjacentHTML('beforeend', '<p style="color: red">injected</p>');
+    }""")
+
+    def reports() -> list[str]:
+        return [p for p in watch.problems if "Content-Security-Policy violation" in p]
+
+    until(page, lambda: len(reports()) >= 2)
+    assert page.evaluate("() => window.injected") is None  # refused, not run
+    assert any("script-src" in p for p in reports()) and any("style-src" in p for p in reports())
+    # Expected here, so not this test's problems: the reports and Chromium's own console errors.
+    watch.problems[:] = [p for p in watch.problems
+                         if p not in reports() and "Content Security Policy" not in p]  # fmt: skip
+
+
+@pytest.mark.browser
+def test_another_site_cannot_frame_draftline(chromium, app_server, llm):
+    context = chromium.new_context()
+    context.set_default_timeout(WAIT)
+    try:
+        page = context.new_page()
+        messages: list[str] = []
+        page.on("console", lambda message: messages.append(message.text))
+        page.set_content(f'<iframe src="{app_server.url}/jobs" title="Draftline"></iframe>')
+        until(page, lambda: any("frame-ancestors" in m for m in messages))
+        heading = page.frame_locator("iframe").get_by_role("heading", name="All articles")
+        expect(heading).to_have_count(0)
+    finally:
+        context.close()

@@ -234,3 +234,42 @@ def test_draftline_will_not_listen_beyond_loopback_without_a_password(tmp_path, 
     assert "Traceback" not in done.stderr
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+# Security headers
+
+
+def csp_directives(response: httpx.Response) -> dict[str, str]:
+    policy = response.headers["content-security-policy"]
+    return {d.split()[0]: " ".join(d.split()[1:]) for d in policy.split(";") if d.strip()}
+
+
+def test_every_response_carries_a_strict_csp_and_the_other_security_headers(client, llm):
+    job = create(client)["id"]
+    read_events(client, job)
+    responses = [
+        client.get("/"), client.get(f"/jobs/{job}"), client.get(f"/jobs/{job}/events"),
+        client.get(f"/jobs/{job}/article.md"), client.get("/static/draftline.css"),
+        client.get("/api/jobs"), client.get("/healthz"), client.get("/no-such-page"),
+        client.get("/", headers={"Host": "evil.example"}),
+        client.post("/jobs", data={"topic": "x"}, headers={"Sec-Fetch-Site": "cross-site"}),
+    ]  # fmt: skip
+    for response in responses:
+        where = f"{response.request.method} {response.request.url} {response.status_code}"
+        csp = csp_directives(response)
+        assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'", where
+        assert csp["default-src"] == "'none'" and csp["frame-ancestors"] == "'none'", where
+        assert csp["form-action"] == "'self'" and csp["img-src"] == "'self' data:", where
+        assert "unsafe" not in response.headers["content-security-policy"], where
+        assert response.headers["x-content-type-options"] == "nosniff", where
+        assert response.headers["referrer-policy"] == "same-origin", where
+        assert response.headers["x-frame-options"] == "DENY", where
+
+
+def test_pages_need_nothing_inline_that_the_csp_would_refuse(client, llm):
+    job = create(client)["id"]
+    read_events(client, job)
+    for path in ("/", "/jobs", f"/jobs/{job}", "/no-such-page"):
+        page = client.get(path).text
+        assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=", page), path
+        assert '"includeIndicatorStyles":false' in page  # htmx would inject a <style> otherwise
