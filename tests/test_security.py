@@ -273,3 +273,23 @@ def test_pages_need_nothing_inline_that_the_csp_would_refuse(client, llm):
         page = client.get(path).text
         assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=", page), path
         assert '"includeIndicatorStyles":false' in page  # htmx would inject a <style> otherwise
+
+
+# What viewers are shown
+
+
+def test_errors_shown_to_viewers_never_carry_the_llm_address_or_key(start_app, llm):
+    port = free_port()  # nothing listens there: every call fails to connect
+    server = start_app(OPENAI_BASE_URL=f"http://draftline:s3cret-pass@127.0.0.1:{port}/v1",
+                       OPENAI_API_KEY="sk-s3cret-key")  # fmt: skip
+    with server.client() as http:
+        job = create(http)["id"]
+        events = read_events(http, job)
+        failed = api(http, job)
+        pages = [http.get(path).text for path in (f"/jobs/{job}", "/", "/jobs", "/healthz")]
+        shown = [failed["error"], *pages, *(event.data for event in events)]
+    assert failed["status"] == "failed" and failed["error"] == "Lost the connection to the LLM."
+    for text in shown:
+        assert "s3cret" not in text and f"127.0.0.1:{port}" not in text
+    assert f"the LLM at http://127.0.0.1:{port}/v1" in server.log()  # the owner can still tell
+    assert "s3cret" not in server.log()
