@@ -33,6 +33,10 @@ JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 
 
 MAX_TOPIC_LENGTH = 200
+# Invisible format characters (Unicode category Cf) are refused: bidi overrides and isolates can
+# make a topic display as other text in the history. Only the joiners are kept, which emoji
+# sequences (👩‍💻) and Persian or Indic writing need, and which cannot reorder text.
+JOINERS = frozenset("\u200c\u200d")
 
 
 class TopicError(ValueError):
@@ -50,6 +54,11 @@ def clean_topic(raw: str) -> str:
         )
     if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in topic):
         raise TopicError("The topic contains control or unprintable characters; please retype it.")
+    if any(unicodedata.category(ch) == "Cf" and ch not in JOINERS for ch in topic):
+        raise TopicError(
+            "The topic contains invisible formatting characters (such as right-to-left "
+            "overrides), which can make it display as something else; please retype it."
+        )
     return topic
 
 

@@ -293,3 +293,12 @@ def test_errors_shown_to_viewers_never_carry_the_llm_address_or_key(start_app, l
         assert "s3cret" not in text and f"127.0.0.1:{port}" not in text
     assert f"the LLM at http://127.0.0.1:{port}/v1" in server.log()  # the owner can still tell
     assert "s3cret" not in server.log()
+
+
+def test_topics_with_bidi_overrides_are_refused_where_they_are_typed(client):
+    spoof = "Quarterly report \u202egnp.exe"  # would display as "Quarterly report exe.png"
+    refused = client.post("/api/jobs", json={"topic": spoof})
+    assert refused.status_code == 422 and "invisible formatting" in refused.json()["error"]
+    form = client.post("/jobs", data={"topic": spoof})
+    assert form.status_code == 422 and 'id="topic-error"' in form.text
+    assert client.get("/api/jobs").json()["jobs"] == []
