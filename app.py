@@ -190,6 +190,8 @@ async def api_create_job(request: Request) -> Response:
         body = json.loads(await read_body(request))
     except (UnicodeDecodeError, ValueError):
         raise HTTPException(400, "The body is not valid JSON.") from None
+    except RecursionError:  # [[[[... nested past Python's recursion limit
+        raise HTTPException(400, "The body's JSON is nested too deeply.") from None
     if not isinstance(body, dict) or not isinstance(body.get("topic"), str):
         raise HTTPException(422, 'Send {"topic": "..."} with the topic as a string.')
     try:

@@ -302,3 +302,14 @@ def test_topics_with_bidi_overrides_are_refused_where_they_are_typed(client):
     form = client.post("/jobs", data={"topic": spoof})
     assert form.status_code == 422 and 'id="topic-error"' in form.text
     assert client.get("/api/jobs").json()["jobs"] == []
+
+
+DEEP_TOPIC = b'{"topic": ' + b'{"a": ' * 2000 + b"1" + b"}" * 2001  # 14 KB, under the limit
+
+
+@pytest.mark.parametrize("body", [b"[" * 8000, b"[" * 8000 + b"]" * 8000, DEEP_TOPIC])
+def test_a_json_nesting_bomb_is_a_bad_request_not_a_crash(app_server, client, body):
+    response = client.post("/api/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+    assert client.get("/healthz").status_code == 200
+    assert "Traceback" not in app_server.log() and "RecursionError" not in app_server.log()
