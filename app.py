@@ -122,7 +122,7 @@ async def cancel_job(request: Request) -> Response:
 
 
 async def resume_job(request: Request) -> Response:
-    job = request.app.state.runner.resume(get_job(request))
+    job = request.app.state.runner.resume(get_job(request), security.client_address(request))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
@@ -215,7 +215,8 @@ async def api_cancel_job(request: Request) -> Response:
 
 
 async def api_resume_job(request: Request) -> Response:
-    return JSONResponse(request.app.state.runner.resume(get_job(request)).to_api(), status_code=202)
+    job = request.app.state.runner.resume(get_job(request), security.client_address(request))
+    return JSONResponse(job.to_api(), status_code=202)
 
 
 async def api_delete_job(request: Request) -> Response:

@@ -88,14 +88,18 @@ class JobRunner:
     # Actions
 
     def submit(self, topic: str, client: str) -> Job:
+        self._admit(client)
+        job = self.store.create(topic, client)
+        self._start(job)
+        return job
+
+    def _admit(self, client: str) -> None:
+        """Refuse a client that already has as many jobs waiting or running as it may."""
         if self.store.count_active(client) >= self.settings.max_waiting_per_client:
             raise TooManyJobs(
                 f"You already have {self.settings.max_waiting_per_client} articles waiting or "
                 "being written. Please wait for some of them to finish."
             )
-        job = self.store.create(topic, client)
-        self._start(job)
-        return job
 
     async def cancel(self, job: Job) -> Job:
         if job.is_final:
@@ -109,13 +113,15 @@ class JobRunner:
         await asyncio.wait([task])
         return self.store.get(job.id) or job
 
-    def resume(self, job: Job) -> Job:
-        """Continue from the first unfinished step; the outline and finished sections are kept."""
+    def resume(self, job: Job, client: str) -> Job:
+        """Continue from the first unfinished step; the outline and finished sections are kept.
+        From now on the job counts against `client`, who resumed it, not whoever started it."""
         if job.status not in RESUMABLE:
             state = "still being written" if job.status in ("queued", "running") else "finished"
             raise JobStateError(f"This article is {state}; only stopped or failed ones can resume.")
+        self._admit(client)
         self.store.discard_event(job.id, "done")
-        job.status, job.error = "queued", None
+        job.status, job.error, job.client = "queued", None, client
         self.store.save(job)  # before responding, so the redirected page is already live
         self._start(job)
         return job
