@@ -28,6 +28,7 @@ DEFAULTS: dict[str, str] = {
     "DRAFTLINE_JOB_DEADLINE": "600",
     "DRAFTLINE_MAX_RUNNING_JOBS": "4",
     "DRAFTLINE_MAX_WAITING_PER_CLIENT": "50",
+    "DRAFTLINE_JOBS_PER_MINUTE": "30",
     "DRAFTLINE_LOG_LEVEL": "info",
 }
 
@@ -55,6 +56,7 @@ class Settings:
     job_deadline: float = 600.0
     max_running_jobs: int = 4
     max_waiting_per_client: int = 50
+    jobs_per_minute: int = 30  # per client, started or resumed; a burst may use them at once
     log_level: str = "info"
 
     @property
@@ -82,6 +84,7 @@ class Settings:
             job_deadline=float(_get(env, "DRAFTLINE_JOB_DEADLINE")),
             max_running_jobs=max(1, int(_get(env, "DRAFTLINE_MAX_RUNNING_JOBS"))),
             max_waiting_per_client=max(1, int(_get(env, "DRAFTLINE_MAX_WAITING_PER_CLIENT"))),
+            jobs_per_minute=max(1, int(_get(env, "DRAFTLINE_JOBS_PER_MINUTE"))),
             log_level=_get(env, "DRAFTLINE_LOG_LEVEL").lower(),
         )
 

@@ -10,6 +10,10 @@ import asyncio
 import logging
 import time
 
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
 import views
 from config import Settings
 from jobs import Job, SQLiteJobStore
@@ -78,6 +82,9 @@ class JobRunner:
         self._queue: list[Job] = []  # waiting for a slot, first in line first
         self._deleting: set[str] = set()  # stopped for deletion: nothing more to publish
         self._stopping = False
+        # Starts per client in the last minute: a moving window, so a burst may use them all.
+        self._starts = MovingWindowRateLimiter(MemoryStorage())
+        self._per_minute = RateLimitItemPerMinute(settings.jobs_per_minute)
 
     def interrupt_unfinished(self) -> None:
         """At start-up: a job the previous process left queued or running is not running now."""
@@ -94,11 +101,17 @@ class JobRunner:
         return job
 
     def _admit(self, client: str) -> None:
-        """Refuse a client that already has as many jobs waiting or running as it may."""
+        """Refuse a client that already has as many jobs waiting or running as it may, or that
+        has started (or resumed) as many as it may in the last minute."""
         if self.store.count_active(client) >= self.settings.max_waiting_per_client:
             raise TooManyJobs(
                 f"You already have {self.settings.max_waiting_per_client} articles waiting or "
                 "being written. Please wait for some of them to finish."
+            )
+        if not self._starts.hit(self._per_minute, client):
+            raise TooManyJobs(
+                f"You have started {self.settings.jobs_per_minute} articles in the last minute. "
+                "Please wait a minute before starting another."
             )
 
     async def cancel(self, job: Job) -> Job:
