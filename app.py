@@ -37,7 +37,7 @@ import views
 from config import Settings
 from jobs import MAX_TOPIC_LENGTH, Job, TopicError, clean_topic, open_store
 from runner import JobRunner, JobStateError, TooManyJobs
-from streams import job_events, parse_last_event_id
+from streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
 
 settings = Settings.from_env()
 gate = security.Gate(settings.password) if settings.password else None
@@ -134,11 +134,13 @@ async def delete_job(request: Request) -> Response:
 async def job_events_stream(request: Request) -> Response:
     job = get_job(request)
     last_event_id = parse_last_event_id(request.headers.get("last-event-id"), job)
+    release = request.app.state.streams.take(security.client_address(request))  # or 429
     shutdown = anyio.Event()  # set by sse-starlette when the server begins to stop
     stream = job_events(request.app.state.store, job, last_event_id,
                         shutdown, request.app.state.runner.shutdown)  # fmt: skip
-    return EventSourceResponse(stream, ping=15, send_timeout=30, shutdown_event=shutdown,
-                               shutdown_grace_period=5)  # fmt: skip
+    response = EventSourceResponse(stream, ping=15, send_timeout=30, shutdown_event=shutdown,
+                                   shutdown_grace_period=5)  # fmt: skip
+    return ReleasedAfter(response, release)
 
 
 async def article_markdown(request: Request) -> Response:
@@ -303,7 +305,7 @@ def error_page(request: Request, code: int, message: str) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, JobStateError | TooManyJobs):
+    if isinstance(exc, JobStateError | TooManyJobs | TooManyStreams):
         exc = HTTPException(409 if isinstance(exc, JobStateError) else 429, str(exc))
     code = getattr(exc, "status_code", 500)
     message = getattr(exc, "detail", "") or TITLES.get(code, "Error")
@@ -337,7 +339,7 @@ routes = [
 ]
 
 exception_handlers = {HTTPException: http_error, JobStateError: http_error, TooManyJobs: http_error,
-                      Exception: http_error}  # fmt: skip
+                      TooManyStreams: http_error, Exception: http_error}  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -350,6 +352,7 @@ async def lifespan(app: Starlette):
     app.state.store = open_store(settings.store_url)
     app.state.runner = JobRunner(app.state.store, settings)
     app.state.runner.interrupt_unfinished()
+    app.state.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams)
     yield
     await app.state.runner.shutdown()
     if local is not None:

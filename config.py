@@ -29,6 +29,8 @@ DEFAULTS: dict[str, str] = {
     "DRAFTLINE_MAX_RUNNING_JOBS": "4",
     "DRAFTLINE_MAX_WAITING_PER_CLIENT": "50",
     "DRAFTLINE_JOBS_PER_MINUTE": "30",
+    "DRAFTLINE_MAX_STREAMS_PER_CLIENT": "100",
+    "DRAFTLINE_MAX_STREAMS": "1000",
     "DRAFTLINE_LOG_LEVEL": "info",
 }
 
@@ -57,6 +59,8 @@ class Settings:
     max_running_jobs: int = 4
     max_waiting_per_client: int = 50
     jobs_per_minute: int = 30  # per client, started or resumed; a burst may use them at once
+    max_streams_per_client: int = 100  # open event streams (live pages) per client
+    max_streams: int = 1000  # ... and from everyone together
     log_level: str = "info"
 
     @property
@@ -85,6 +89,8 @@ class Settings:
             max_running_jobs=max(1, int(_get(env, "DRAFTLINE_MAX_RUNNING_JOBS"))),
             max_waiting_per_client=max(1, int(_get(env, "DRAFTLINE_MAX_WAITING_PER_CLIENT"))),
             jobs_per_minute=max(1, int(_get(env, "DRAFTLINE_JOBS_PER_MINUTE"))),
+            max_streams_per_client=max(1, int(_get(env, "DRAFTLINE_MAX_STREAMS_PER_CLIENT"))),
+            max_streams=max(1, int(_get(env, "DRAFTLINE_MAX_STREAMS"))),
             log_level=_get(env, "DRAFTLINE_LOG_LEVEL").lower(),
         )
 

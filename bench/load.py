@@ -120,6 +120,8 @@ def main() -> None:
     env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1", "DRAFTLINE_MODEL": "fake",
            "DRAFTLINE_MAX_RUNNING_JOBS": str(args.jobs), "DRAFTLINE_MAX_WAITING_PER_CLIENT": str(args.jobs),
            "DRAFTLINE_JOBS_PER_MINUTE": str(args.jobs),  # every job and viewer is from 127.0.0.1
+           "DRAFTLINE_MAX_STREAMS_PER_CLIENT": str(args.viewers),
+           "DRAFTLINE_MAX_STREAMS": str(args.viewers),
            "DRAFTLINE_LOG_LEVEL": "warning"}  # fmt: skip
     with tempfile.TemporaryDirectory() as data:
         server = AppServer(Path(data), env).start()

@@ -3,9 +3,12 @@ how long a request may take to arrive. Each is per client (address), so another 
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import httpx
 
 from jobs_api import create
+from sse import wait_for
 
 
 def from_another_address(server) -> httpx.Client:
@@ -46,3 +49,28 @@ def test_job_starts_are_rate_limited_per_client_after_a_burst(start_app, llm):
         assert resumed.status_code == 429 and "in the last minute" in resumed.json()["error"]
         assert other.post("/api/jobs", json={"topic": "Someone else"}).status_code == 201
         assert len(http.get("/api/jobs").json()["jobs"]) == 4
+
+
+def test_open_event_streams_are_capped_per_client_and_in_total(start_app, llm):
+    llm.token_delay = 0.2  # the job runs for the whole test
+    server = start_app(DRAFTLINE_MAX_STREAMS_PER_CLIENT="2", DRAFTLINE_MAX_STREAMS="3")
+    with server.client() as http, from_another_address(server) as other, ExitStack() as streams:
+        job = create(http)["id"]
+        events = f"/jobs/{job}/events"
+        mine = [streams.enter_context(http.stream("GET", events)) for _ in range(2)]
+        assert [s.status_code for s in mine] == [200, 200]
+        refused = http.get(events)
+        assert refused.status_code == 429 and "2 live pages open" in refused.text
+        theirs = streams.enter_context(other.stream("GET", events))
+        assert theirs.status_code == 200  # another address has its own allowance...
+        everyone = other.get(events)  # ...until all of them together reach the total
+        assert everyone.status_code == 429 and "as many live pages" in everyone.text
+
+        mine[0].close()  # a page closed: its slot comes back
+        wait_for(lambda: stream_status(http, events) == 200)
+        assert http.post(f"/api/jobs/{job}/cancel").status_code == 200
+
+
+def stream_status(http: httpx.Client, path: str) -> int:
+    with http.stream("GET", path, headers={"Last-Event-ID": "0"}) as response:
+        return response.status_code
