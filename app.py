@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -270,10 +270,13 @@ async def read_body(request: Request) -> bytes:
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_large
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise too_large
+    except ClientDisconnect:  # gone, or dropped for sending too slowly: nobody reads the answer
+        raise HTTPException(400, "The request body did not arrive.") from None
     return body
 
 
@@ -376,8 +379,12 @@ app = Starlette(routes=routes, middleware=middleware, exception_handlers=excepti
 def main() -> None:
     if refusal := security.refuse_to_start(settings):
         sys.exit(f"draftline: not starting. {refusal}")
+    # Idle keep-alive connections close after 5 s, half-sent requests after DRAFTLINE_READ_TIMEOUT,
+    # and headers past 16 KiB get 400.
     uvicorn.run("app:app", host=settings.host, port=settings.port, log_level=settings.log_level,
-                timeout_graceful_shutdown=10)  # fmt: skip
+                timeout_graceful_shutdown=10, timeout_keep_alive=5,
+                http=security.read_deadline(settings.read_timeout),
+                h11_max_incomplete_event_size=16 * 1024)  # fmt: skip
 
 
 if __name__ == "__main__":

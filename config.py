@@ -31,6 +31,7 @@ DEFAULTS: dict[str, str] = {
     "DRAFTLINE_JOBS_PER_MINUTE": "30",
     "DRAFTLINE_MAX_STREAMS_PER_CLIENT": "100",
     "DRAFTLINE_MAX_STREAMS": "1000",
+    "DRAFTLINE_READ_TIMEOUT": "10",
     "DRAFTLINE_LOG_LEVEL": "info",
 }
 
@@ -61,6 +62,7 @@ class Settings:
     jobs_per_minute: int = 30  # per client, started or resumed; a burst may use them at once
     max_streams_per_client: int = 100  # open event streams (live pages) per client
     max_streams: int = 1000  # ... and from everyone together
+    read_timeout: float = 10.0  # seconds for a request's headers and body to arrive
     log_level: str = "info"
 
     @property
@@ -91,6 +93,7 @@ class Settings:
             jobs_per_minute=max(1, int(_get(env, "DRAFTLINE_JOBS_PER_MINUTE"))),
             max_streams_per_client=max(1, int(_get(env, "DRAFTLINE_MAX_STREAMS_PER_CLIENT"))),
             max_streams=max(1, int(_get(env, "DRAFTLINE_MAX_STREAMS"))),
+            read_timeout=max(0.1, float(_get(env, "DRAFTLINE_READ_TIMEOUT"))),
             log_level=_get(env, "DRAFTLINE_LOG_LEVEL").lower(),
         )
 

@@ -7,12 +7,14 @@ like every other error.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import secrets
 from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
+import h11
 from itsdangerous import BadSignature, TimestampSigner
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -30,6 +32,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from config import Settings
 
@@ -270,3 +273,45 @@ def refuse_to_start(settings: Settings) -> str | None:
         "    DRAFTLINE_PASSWORD=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')\n\n"
         "and DRAFTLINE_ALLOWED_HOSTS to the names people use, or listen on 127.0.0.1 only."
     )
+
+
+# Half-sent requests: uvicorn waits forever for the rest of a request's headers or body, so a
+# client that sends a few bytes and stops holds a connection open for good.
+
+
+class DeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, but a request must arrive whole (headers and body) within
+    `read_timeout` seconds of the connection opening or of the previous response ending, or
+    the connection is dropped. A request that has arrived may take as long as its answer does
+    (an event stream stays open for hours)."""
+
+    read_timeout = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()  # the next request on this keep-alive connection has as long
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.read_timeout, self._expire)
+
+    def _expire(self) -> None:
+        arriving = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)  # headers, then the body
+        if arriving and not self.transport.is_closing():
+            self.transport.close()
+
+
+def read_deadline(seconds: float) -> type[DeadlineH11Protocol]:
+    """The protocol class for uvicorn's `http=`, with this deadline."""
+    return type("DeadlineH11Protocol", (DeadlineH11Protocol,), {"read_timeout": seconds})

@@ -3,12 +3,21 @@ how long a request may take to arrive. Each is per client (address), so another 
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 
 import httpx
+import pytest
 
+from app_server import ROOT
+from fake_llm import free_port
 from jobs_api import create
-from sse import wait_for
+from sse import read_events, wait_for
 
 
 def from_another_address(server) -> httpx.Client:
@@ -74,3 +83,63 @@ def test_open_event_streams_are_capped_per_client_and_in_total(start_app, llm):
 def stream_status(http: httpx.Client, path: str) -> int:
     with http.stream("GET", path, headers={"Last-Event-ID": "0"}) as response:
         return response.status_code
+
+
+@pytest.fixture
+def draftline(tmp_path, llm) -> Iterator[str]:
+    """The app as `draftline` (app.main) serves it, with a 1 s read deadline; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "DRAFTLINE_PORT": str(port), "DRAFTLINE_READ_TIMEOUT": "1",
+           "DRAFTLINE_STORE": f"sqlite:///{tmp_path / 'd.db'}", "OPENAI_BASE_URL": llm.base_url,
+           "DRAFTLINE_MODEL": "fake", "DRAFTLINE_LLM_RETRY_WAIT": "0.05"}  # fmt: skip
+    log = tmp_path / "draftline.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: process.poll() is None and answers(url), timeout=30)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def seconds_until_dropped(url: str, *parts: bytes, pause: float = 0.0) -> float:
+    """Send `parts` (`pause` s apart), then wait; how long until the server hangs up."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        started = time.monotonic()
+        for part in parts:
+            sock.sendall(part)
+            time.sleep(pause)
+        while sock.recv(65536):  # anything the server answers first, then the end
+            pass
+        return time.monotonic() - started
+
+
+def test_requests_that_never_finish_arriving_are_dropped(draftline, llm):
+    host = f"Host: {draftline.removeprefix('http://')}\r\n".encode()
+    half_headers = [b"GET / HTTP/1.1\r\n" + host]
+    assert 0.5 < seconds_until_dropped(draftline, *half_headers) < 15
+    half_body = [b"POST /api/jobs HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n", b'{"topic": "Tide']  # fmt: skip
+    assert 0.5 < seconds_until_dropped(draftline, *half_body) < 15
+    # A slow client that does finish is served, and an answer may take as long as it takes.
+    slow = [b"GET /healthz HTTP/1.1\r\n", host, b"Connection: close\r\n\r\n"]
+    assert seconds_until_dropped(draftline, *slow, pause=0.2) < 15
+    llm.token_delay = 0.03  # the job's event stream stays open well past the 1 s deadline
+    with httpx.Client(base_url=draftline, timeout=30) as http:
+        job = create(http)["id"]
+        started = time.monotonic()
+        assert read_events(http, job)[-1].name == "done"
+        assert time.monotonic() - started > 1.5
+        assert http.get("/api/jobs").json()["jobs"][0]["topic"] == "Tide pools"  # not "Tide"
