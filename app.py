@@ -35,7 +35,7 @@ import local_model
 import security
 import views
 from config import Settings
-from jobs import MAX_TOPIC_LENGTH, Job, TopicError, clean_topic, open_store
+from jobs import MAX_TOPIC_LENGTH, Job, StorageError, TopicError, clean_topic, open_store
 from runner import JobRunner, JobStateError, TooManyJobs
 from streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
 
@@ -92,8 +92,8 @@ async def create_job(request: Request) -> Response:
     raw = next((v for v in reversed(form.get("topic", [])) if v.strip()), "")  # a suggestion wins
     try:
         job = start_job(request, clean_topic(raw))
-    except (TopicError, TooManyJobs) as exc:
-        code = 422 if isinstance(exc, TopicError) else 429
+    except (TopicError, TooManyJobs, StorageError) as exc:
+        code = {TopicError: 422, TooManyJobs: 429, StorageError: 503}[type(exc)]
         return render_form(request, topic=raw, error=str(exc), status_code=code)
     url = f"/jobs/{job.id}"  # a path, never built from the Host header
     if "HX-Request" in request.headers:
@@ -227,10 +227,14 @@ async def api_delete_job(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    request.app.state.store.count()  # the store answers
     backend = llm.backend()
     health = {"status": "ok", "backend": backend.name, "model": backend.model,
               "llm_configured": backend.configured}  # fmt: skip
+    try:
+        request.app.state.store.check_writable()  # the store answers, and can save
+    except StorageError as exc:
+        return JSONResponse({**health, "status": "unavailable", "reason": str(exc)},
+                            status_code=503)  # fmt: skip
     if backend.unavailable:  # the LLM cannot write here: say so, and why
         return JSONResponse({**health, "status": "unavailable", "reason": backend.unavailable},
                             status_code=503)  # fmt: skip
@@ -297,7 +301,7 @@ async def read_form(request: Request) -> dict[str, list[str]]:
 TITLES = {400: "Bad request", 401: "Password needed", 403: "Refused", 404: "Not found",
           405: "Not allowed", 409: "Not possible right now", 413: "Too large",
           415: "Wrong content type", 422: "Invalid input", 429: "Too many requests",
-          500: "Something went wrong"}  # fmt: skip
+          500: "Something went wrong", 503: "Cannot save right now"}  # fmt: skip
 
 
 def error_page(request: Request, code: int, message: str) -> Response:
@@ -307,12 +311,16 @@ def error_page(request: Request, code: int, message: str) -> Response:
     return render(request, "error.html", code, title=TITLES.get(code, "Error"), message=message)
 
 
+ERROR_CODES = {JobStateError: 409, TooManyJobs: 429, TooManyStreams: 429, StorageError: 503}
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, JobStateError | TooManyJobs | TooManyStreams):
-        exc = HTTPException(409 if isinstance(exc, JobStateError) else 429, str(exc))
+    for kind, status in ERROR_CODES.items():
+        if isinstance(exc, kind):
+            exc = HTTPException(status, str(exc))
     code = getattr(exc, "status_code", 500)
     message = getattr(exc, "detail", "") or TITLES.get(code, "Error")
-    if code >= 500:
+    if code == 500:
         log.exception("unhandled error on %s", request.url.path, exc_info=exc)
         message = "Something went wrong on our side. The error has been logged."
     return error_page(request, code, message)
@@ -341,8 +349,8 @@ routes = [
     Mount("/static", StaticFiles(directory=views.TEMPLATES.parent / "static"), name="static"),
 ]
 
-exception_handlers = {HTTPException: http_error, JobStateError: http_error, TooManyJobs: http_error,
-                      TooManyStreams: http_error, Exception: http_error}  # fmt: skip
+exception_handlers = {HTTPException: http_error, **dict.fromkeys(ERROR_CODES, http_error),
+                      Exception: http_error}  # fmt: skip
 
 
 @contextlib.asynccontextmanager
