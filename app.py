@@ -17,12 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anyio
 import uvicorn
+from secure.middleware import SecureASGIMiddleware
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -30,13 +32,15 @@ from starlette.templating import Jinja2Templates
 
 import llm
 import local_model
+import security
 import views
 from config import Settings
-from jobs import MAX_TOPIC_LENGTH, Job, TopicError, clean_topic, open_store
+from jobs import MAX_TOPIC_LENGTH, Job, StorageError, TopicError, clean_topic, open_store
 from runner import JobRunner, JobStateError, TooManyJobs
-from streams import job_events, parse_last_event_id
+from streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
 
 settings = Settings.from_env()
+gate = security.Gate(settings.password) if settings.password else None
 templates = Jinja2Templates(env=views.environment)
 log = logging.getLogger("draftline")
 
@@ -53,6 +57,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
     context.setdefault("backend", llm.backend())
+    context.setdefault("signed_in", getattr(request.state, "signed_in", False))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -87,13 +92,13 @@ async def create_job(request: Request) -> Response:
     raw = next((v for v in reversed(form.get("topic", [])) if v.strip()), "")  # a suggestion wins
     try:
         job = start_job(request, clean_topic(raw))
-    except (TopicError, TooManyJobs) as exc:
-        code = 422 if isinstance(exc, TopicError) else 429
+    except (TopicError, TooManyJobs, StorageError) as exc:
+        code = {TopicError: 422, TooManyJobs: 429, StorageError: 503}[type(exc)]
         return render_form(request, topic=raw, error=str(exc), status_code=code)
-    url = request.url_for("job_page", job_id=job.id)
+    url = f"/jobs/{job.id}"  # a path, never built from the Host header
     if "HX-Request" in request.headers:
         response = render(request, "_job.html", job=job)
-        response.headers["HX-Push-Url"] = url.path
+        response.headers["HX-Push-Url"] = url
         return response
     return RedirectResponse(url, status_code=303)
 
@@ -112,28 +117,30 @@ async def history(request: Request) -> Response:
 
 
 async def cancel_job(request: Request) -> Response:
-    await request.app.state.runner.cancel(get_job(request))
-    return RedirectResponse(request.url_for("job_page", **request.path_params), status_code=303)
+    job = await request.app.state.runner.cancel(get_job(request))
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 async def resume_job(request: Request) -> Response:
-    request.app.state.runner.resume(get_job(request))
-    return RedirectResponse(request.url_for("job_page", **request.path_params), status_code=303)
+    job = request.app.state.runner.resume(get_job(request), security.client_address(request))
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 async def delete_job(request: Request) -> Response:
     await request.app.state.runner.delete(get_job(request))
-    return RedirectResponse(request.url_for("history"), status_code=303)
+    return RedirectResponse("/jobs", status_code=303)
 
 
 async def job_events_stream(request: Request) -> Response:
     job = get_job(request)
     last_event_id = parse_last_event_id(request.headers.get("last-event-id"), job)
+    release = request.app.state.streams.take(security.client_address(request))  # or 429
     shutdown = anyio.Event()  # set by sse-starlette when the server begins to stop
     stream = job_events(request.app.state.store, job, last_event_id,
                         shutdown, request.app.state.runner.shutdown)  # fmt: skip
-    return EventSourceResponse(stream, ping=15, send_timeout=30, shutdown_event=shutdown,
-                               shutdown_grace_period=5)  # fmt: skip
+    response = EventSourceResponse(stream, ping=15, send_timeout=30, shutdown_event=shutdown,
+                                   shutdown_grace_period=5)  # fmt: skip
+    return ReleasedAfter(response, release)
 
 
 async def article_markdown(request: Request) -> Response:
@@ -148,6 +155,33 @@ async def article_markdown(request: Request) -> Response:
     )
 
 
+async def login_page(request: Request) -> Response:
+    next_path = security.local_path(request.query_params.get("next"))
+    if gate is None:
+        return RedirectResponse(next_path, status_code=303)
+    return render(request, "login.html", next=next_path)
+
+
+async def login(request: Request) -> Response:
+    form = await read_form(request)
+    next_path = security.local_path(last(form, "next"))
+    if gate is None:
+        return RedirectResponse(next_path, status_code=303)
+    try:
+        gate.attempt(security.client_address(request), last(form, "password").encode())
+    except security.LoginRefused as exc:
+        return render(request, "login.html", exc.status_code, next=next_path, error=str(exc))
+    response = RedirectResponse(next_path, status_code=303)
+    gate.sign_in(response, https=request.url.scheme == "https")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/login" if gate else "/", status_code=303)
+    response.delete_cookie(security.SESSION_COOKIE, httponly=True, samesite="lax")
+    return response
+
+
 # JSON API
 
 
@@ -158,14 +192,15 @@ async def api_create_job(request: Request) -> Response:
         body = json.loads(await read_body(request))
     except (UnicodeDecodeError, ValueError):
         raise HTTPException(400, "The body is not valid JSON.") from None
+    except RecursionError:  # [[[[... nested past Python's recursion limit
+        raise HTTPException(400, "The body's JSON is nested too deeply.") from None
     if not isinstance(body, dict) or not isinstance(body.get("topic"), str):
         raise HTTPException(422, 'Send {"topic": "..."} with the topic as a string.')
     try:
         job = start_job(request, clean_topic(body["topic"]))
     except TopicError as exc:
         raise HTTPException(422, str(exc)) from None
-    url = request.url_for("api_job", job_id=job.id)
-    return JSONResponse(job.to_api(), status_code=201, headers={"Location": url.path})
+    return JSONResponse(job.to_api(), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
 
 async def api_job(request: Request) -> Response:
@@ -182,7 +217,8 @@ async def api_cancel_job(request: Request) -> Response:
 
 
 async def api_resume_job(request: Request) -> Response:
-    return JSONResponse(request.app.state.runner.resume(get_job(request)).to_api(), status_code=202)
+    job = request.app.state.runner.resume(get_job(request), security.client_address(request))
+    return JSONResponse(job.to_api(), status_code=202)
 
 
 async def api_delete_job(request: Request) -> Response:
@@ -191,10 +227,14 @@ async def api_delete_job(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    request.app.state.store.count()  # the store answers
     backend = llm.backend()
     health = {"status": "ok", "backend": backend.name, "model": backend.model,
               "llm_configured": backend.configured}  # fmt: skip
+    try:
+        request.app.state.store.check_writable()  # the store answers, and can save
+    except StorageError as exc:
+        return JSONResponse({**health, "status": "unavailable", "reason": str(exc)},
+                            status_code=503)  # fmt: skip
     if backend.unavailable:  # the LLM cannot write here: say so, and why
         return JSONResponse({**health, "status": "unavailable", "reason": backend.unavailable},
                             status_code=503)  # fmt: skip
@@ -205,7 +245,11 @@ async def healthz(request: Request) -> Response:
 
 
 def start_job(request: Request, topic: str) -> Job:
-    return request.app.state.runner.submit(topic, request.client.host if request.client else "")
+    return request.app.state.runner.submit(topic, security.client_address(request))
+
+
+def last(form: dict[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[-1]
 
 
 def list_page(request: Request) -> tuple[list[Job], int, int]:
@@ -230,10 +274,13 @@ async def read_body(request: Request) -> bytes:
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_large
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise too_large
+    except ClientDisconnect:  # gone, or dropped for sending too slowly: nobody reads the answer
+        raise HTTPException(400, "The request body did not arrive.") from None
     return body
 
 
@@ -251,22 +298,32 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     return fields
 
 
-TITLES = {400: "Bad request", 404: "Not found", 405: "Not allowed", 409: "Not possible right now",
-          413: "Too large", 415: "Wrong content type", 422: "Invalid input",
-          429: "Too many requests", 500: "Something went wrong"}  # fmt: skip
+TITLES = {400: "Bad request", 401: "Password needed", 403: "Refused", 404: "Not found",
+          405: "Not allowed", 409: "Not possible right now", 413: "Too large",
+          415: "Wrong content type", 422: "Invalid input", 429: "Too many requests",
+          500: "Something went wrong", 503: "Cannot save right now"}  # fmt: skip
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, JobStateError | TooManyJobs):
-        exc = HTTPException(409 if isinstance(exc, JobStateError) else 429, str(exc))
-    code = getattr(exc, "status_code", 500)
-    message = getattr(exc, "detail", "") or TITLES.get(code, "Error")
-    if code >= 500:
-        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-        message = "Something went wrong on our side. The error has been logged."
+def error_page(request: Request, code: int, message: str) -> Response:
+    """The error as a page, or as `{"error": ...}` under /api/; never a traceback."""
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, status_code=code)
     return render(request, "error.html", code, title=TITLES.get(code, "Error"), message=message)
+
+
+ERROR_CODES = {JobStateError: 409, TooManyJobs: 429, TooManyStreams: 429, StorageError: 503}
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    for kind, status in ERROR_CODES.items():
+        if isinstance(exc, kind):
+            exc = HTTPException(status, str(exc))
+    code = getattr(exc, "status_code", 500)
+    message = getattr(exc, "detail", "") or TITLES.get(code, "Error")
+    if code == 500:
+        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        message = "Something went wrong on our side. The error has been logged."
+    return error_page(request, code, message)
 
 
 routes = [
@@ -286,10 +343,13 @@ routes = [
     Route("/api/jobs/{job_id}/cancel", api_cancel_job, methods=["POST"]),
     Route("/api/jobs/{job_id}/resume", api_resume_job, methods=["POST"]),
     Route("/healthz", healthz),
+    Route("/login", login_page),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
     Mount("/static", StaticFiles(directory=views.TEMPLATES.parent / "static"), name="static"),
 ]
 
-exception_handlers = {HTTPException: http_error, JobStateError: http_error, TooManyJobs: http_error,
+exception_handlers = {HTTPException: http_error, **dict.fromkeys(ERROR_CODES, http_error),
                       Exception: http_error}  # fmt: skip
 
 
@@ -303,6 +363,7 @@ async def lifespan(app: Starlette):
     app.state.store = open_store(settings.store_url)
     app.state.runner = JobRunner(app.state.store, settings)
     app.state.runner.interrupt_unfinished()
+    app.state.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams)
     yield
     await app.state.runner.shutdown()
     if local is not None:
@@ -310,15 +371,28 @@ async def lifespan(app: Starlette):
     app.state.store.close()
 
 
-# Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
-middleware = [Middleware(GZipMiddleware, minimum_size=500)]
+middleware = [
+    Middleware(SecureASGIMiddleware, secure=security.HEADERS),  # on every response, 400s too
+    Middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings),
+               www_redirect=False),  # fmt: skip
+    # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
+    Middleware(GZipMiddleware, minimum_size=500),
+    Middleware(security.CrossSiteWrites, error_page=error_page),
+    Middleware(security.RequirePassword, gate=gate, error_page=error_page),
+]
 app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
                 lifespan=lifespan)  # fmt: skip
 
 
 def main() -> None:
+    if refusal := security.refuse_to_start(settings):
+        sys.exit(f"draftline: not starting. {refusal}")
+    # Idle keep-alive connections close after 5 s, half-sent requests after DRAFTLINE_READ_TIMEOUT,
+    # and headers past 16 KiB get 400.
     uvicorn.run("app:app", host=settings.host, port=settings.port, log_level=settings.log_level,
-                timeout_graceful_shutdown=10)  # fmt: skip
+                timeout_graceful_shutdown=10, timeout_keep_alive=5,
+                http=security.read_deadline(settings.read_timeout),
+                h11_max_incomplete_event_size=16 * 1024)  # fmt: skip
 
 
 if __name__ == "__main__":

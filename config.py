@@ -18,6 +18,8 @@ DEFAULTS: dict[str, str] = {
     "DRAFTLINE_LOCAL_THREADS": "0",
     "DRAFTLINE_HOST": "127.0.0.1",
     "DRAFTLINE_PORT": "8000",
+    "DRAFTLINE_PASSWORD": "",
+    "DRAFTLINE_ALLOWED_HOSTS": "",
     "DRAFTLINE_STORE": "sqlite:///data/draftline.db",
     "DRAFTLINE_SECTION_CONCURRENCY": "5",
     "DRAFTLINE_LLM_TIMEOUT": "60",
@@ -26,6 +28,10 @@ DEFAULTS: dict[str, str] = {
     "DRAFTLINE_JOB_DEADLINE": "600",
     "DRAFTLINE_MAX_RUNNING_JOBS": "4",
     "DRAFTLINE_MAX_WAITING_PER_CLIENT": "50",
+    "DRAFTLINE_JOBS_PER_MINUTE": "30",
+    "DRAFTLINE_MAX_STREAMS_PER_CLIENT": "100",
+    "DRAFTLINE_MAX_STREAMS": "1000",
+    "DRAFTLINE_READ_TIMEOUT": "10",
     "DRAFTLINE_LOG_LEVEL": "info",
 }
 
@@ -43,6 +49,8 @@ class Settings:
     local_threads: int = 0  # 0: one per CPU core
     host: str = DEFAULTS["DRAFTLINE_HOST"]
     port: int = int(DEFAULTS["DRAFTLINE_PORT"])
+    password: str = ""  # set: every route but /healthz and static files asks for it
+    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the loopback ones
     store_url: str = DEFAULTS["DRAFTLINE_STORE"]
     section_concurrency: int = 5
     llm_timeout: float = 60.0
@@ -51,6 +59,10 @@ class Settings:
     job_deadline: float = 600.0
     max_running_jobs: int = 4
     max_waiting_per_client: int = 50
+    jobs_per_minute: int = 30  # per client, started or resumed; a burst may use them at once
+    max_streams_per_client: int = 100  # open event streams (live pages) per client
+    max_streams: int = 1000  # ... and from everyone together
+    read_timeout: float = 10.0  # seconds for a request's headers and body to arrive
     log_level: str = "info"
 
     @property
@@ -68,6 +80,8 @@ class Settings:
             local_threads=max(0, int(_get(env, "DRAFTLINE_LOCAL_THREADS"))),
             host=_get(env, "DRAFTLINE_HOST"),
             port=int(_get(env, "DRAFTLINE_PORT")),
+            password=_get(env, "DRAFTLINE_PASSWORD"),
+            allowed_hosts=tuple(_get(env, "DRAFTLINE_ALLOWED_HOSTS").replace(",", " ").split()),
             store_url=_get(env, "DRAFTLINE_STORE"),
             section_concurrency=max(1, int(_get(env, "DRAFTLINE_SECTION_CONCURRENCY"))),
             llm_timeout=float(_get(env, "DRAFTLINE_LLM_TIMEOUT")),
@@ -76,6 +90,10 @@ class Settings:
             job_deadline=float(_get(env, "DRAFTLINE_JOB_DEADLINE")),
             max_running_jobs=max(1, int(_get(env, "DRAFTLINE_MAX_RUNNING_JOBS"))),
             max_waiting_per_client=max(1, int(_get(env, "DRAFTLINE_MAX_WAITING_PER_CLIENT"))),
+            jobs_per_minute=max(1, int(_get(env, "DRAFTLINE_JOBS_PER_MINUTE"))),
+            max_streams_per_client=max(1, int(_get(env, "DRAFTLINE_MAX_STREAMS_PER_CLIENT"))),
+            max_streams=max(1, int(_get(env, "DRAFTLINE_MAX_STREAMS"))),
+            read_timeout=max(0.1, float(_get(env, "DRAFTLINE_READ_TIMEOUT"))),
             log_level=_get(env, "DRAFTLINE_LOG_LEVEL").lower(),
         )
 

@@ -14,13 +14,15 @@ the same methods; routes, runner and nodes only call these.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import re
 import secrets
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +34,23 @@ _STEP_NAMES = [name for name, _ in STEPS]
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 
 
+log = logging.getLogger("draftline.jobs")
+
 MAX_TOPIC_LENGTH = 200
+# Invisible format characters (Unicode category Cf) are refused: bidi overrides and isolates can
+# make a topic display as other text in the history. Only the joiners are kept, which emoji
+# sequences (👩‍💻) and Persian or Indic writing need, and which cannot reorder text.
+JOINERS = frozenset("\u200c\u200d")
+
+
+class StorageError(Exception):
+    """The store could not save (disk full, read-only, locked); what it had saved is kept."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(
+            message or "Draftline cannot save right now: its disk is full or read-only. "
+            "Nothing saved so far is lost; free some space, then try again."
+        )
 
 
 class TopicError(ValueError):
@@ -50,6 +68,11 @@ def clean_topic(raw: str) -> str:
         )
     if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in topic):
         raise TopicError("The topic contains control or unprintable characters; please retype it.")
+    if any(unicodedata.category(ch) == "Cf" and ch not in JOINERS for ch in topic):
+        raise TopicError(
+            "The topic contains invisible formatting characters (such as right-to-left "
+            "overrides), which can make it display as something else; please retype it."
+        )
     return topic
 
 
@@ -190,6 +213,10 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (job_id, seq)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (job_id, key);
+CREATE TABLE IF NOT EXISTS health (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at REAL NOT NULL
+);
 """
 
 _COLUMNS = (
@@ -212,6 +239,7 @@ class SQLiteJobStore:
     def __init__(self, path: Path | str):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -231,7 +259,8 @@ class SQLiteJobStore:
 
     def create(self, topic: str, client: str = "") -> Job:
         job = Job(id=new_job_id(), topic=topic, client=client)
-        self._db.execute(_INSERT, _row(job))
+        with self._writing():
+            self._db.execute(_INSERT, _row(job))
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -261,7 +290,7 @@ class SQLiteJobStore:
 
     def save(self, job: Job) -> None:
         job.updated_at = time.time()
-        with self._db:
+        with self._writing():
             self._update(job)
 
     def count_active(self, client: str) -> int:
@@ -273,7 +302,7 @@ class SQLiteJobStore:
 
     def delete(self, job_id: str) -> bool:
         """Delete a job and its events; its viewers wake up and find it gone."""
-        with self._db:
+        with self._writing():
             deleted = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
         self._live.pop(job_id, None)
         self._wake(job_id)
@@ -282,24 +311,33 @@ class SQLiteJobStore:
     # Events
 
     def publish(self, job: Job, key: str, name: str, data: str) -> Event:
-        """Save the job and record an event that supersedes earlier ones with the same key."""
+        """Save the job and record an event that supersedes earlier ones with the same key.
+
+        If it cannot be saved, the event still reaches the job's viewers (from memory, so a
+        final `done` still ends their streams), and then StorageError is raised."""
         job.last_seq += 1
         job.updated_at = time.time()
         event = Event(job.last_seq, key, name, data, job.updated_at)
-        with self._db:
-            self._update(job)
-            self._db.execute(
-                "INSERT OR REPLACE INTO events (job_id, seq, key, name, data, published_at) "
-                "VALUES (?,?,?,?,?,?)",
-                (job.id, event.seq, key, name, data, event.published_at),
-            )
-        if name == "done":
+        failure = None
+        try:
+            with self._writing():
+                self._update(job)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO events (job_id, seq, key, name, data, published_at) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (job.id, event.seq, key, name, data, event.published_at),
+                )
+        except StorageError as exc:
+            failure = exc
+        if name == "done" and failure is None:
             self._live.pop(job.id, None)
-        else:
+        else:  # running, or ended without being saved: viewers are served from memory
             if job.id not in self._live:
                 self._live[job.id] = {e.key: e for e in self._events_in_db(job.id, 0)}
             self._live[job.id][key] = event
         self._wake(job.id)
+        if failure is not None:
+            raise failure
         return event
 
     def _wake(self, job_id: str) -> None:
@@ -308,8 +346,25 @@ class SQLiteJobStore:
             wakeup.set()
 
     def discard_event(self, job_id: str, key: str) -> None:
-        with self._db:
+        with self._writing():
             self._db.execute("DELETE FROM events WHERE job_id = ? AND key = ?", (job_id, key))
+        self._live.get(job_id, {}).pop(key, None)
+
+    def check_writable(self) -> None:
+        """Write something small, or raise StorageError: what /healthz asks."""
+        with self._writing():
+            self._db.execute("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?)",
+                             (time.time(),))  # fmt: skip
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write; a disk that is full, read-only or locked becomes a StorageError."""
+        try:
+            with self._db:
+                yield
+        except sqlite3.Error as exc:
+            log.warning("could not write to %s: %s", self.path, exc)
+            raise StorageError() from exc
 
     def is_live(self, job_id: str) -> bool:
         """Running here and now: not finished, not deleted."""
@@ -334,7 +389,7 @@ class SQLiteJobStore:
         while True:
             live = self._live.get(job_id)
             if live is not None:
-                if max(e.seq for e in live.values()) > seq:
+                if max((e.seq for e in live.values()), default=0) > seq:
                     return
             else:
                 row = self._db.execute("SELECT last_seq FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
 from config import Settings
+
+log = logging.getLogger("draftline.llm")
 
 
 class LLMError(Exception):
@@ -182,9 +186,15 @@ async def _stream(
     except openai.APIStatusError as exc:
         raise _status_error(exc) from exc
     except openai.APIConnectionError as exc:  # refused, reset, or a stream cut short
-        raise LLMError(
-            f"Lost the connection to the LLM at {current.base_url}.", transient=True
-        ) from exc
+        # The address is for the owner's log: it may carry credentials, and viewers see errors.
+        log.warning("lost the connection to the LLM at %s: %s", _safe_url(current.base_url), exc)
+        raise LLMError("Lost the connection to the LLM.", transient=True) from exc
+
+
+def _safe_url(url: str) -> str:
+    """`url` without what may be secret in it: user and password, query and fragment."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
 
 
 def _status_error(exc: openai.APIStatusError) -> LLMError:

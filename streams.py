@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 from sse_starlette import ServerSentEvent
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import views
 from jobs import Event, Job, SQLiteJobStore
@@ -89,3 +91,55 @@ async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) ->
 def _encoded(event: Event) -> bytes:
     return ServerSentEvent(data=event.data, event=event.name, id=str(event.seq),
                            comment=f"t={event.published_at:.6f}").encode()  # fmt: skip
+
+
+# How many streams are open: each holds a connection and a task for as long as the page is open.
+
+
+class TooManyStreams(Exception):
+    """A client, or everyone together, already has as many event streams open as allowed."""
+
+
+class StreamSlots:
+    """Open event streams, counted per client and in total; past either cap, none is opened."""
+
+    def __init__(self, per_client: int, total: int):
+        self.per_client = per_client
+        self.total = total
+        self.open: Counter[str] = Counter()
+
+    def take(self, client: str) -> Callable[[], None]:
+        """Count a new stream for `client`, or raise TooManyStreams; returns its release."""
+        if self.open[client] >= self.per_client:
+            raise TooManyStreams(
+                f"You already have {self.per_client} live pages open. Close some, then reload."
+            )
+        if self.open.total() >= self.total:
+            raise TooManyStreams("Draftline is serving as many live pages as it can right now. "
+                                 "Please reload in a minute.")  # fmt: skip
+        self.open[client] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.open[client] -= 1
+                if not self.open[client]:
+                    del self.open[client]
+
+        return release
+
+
+class ReleasedAfter:
+    """An ASGI response that calls `release` once it is over, however it ends."""
+
+    def __init__(self, response: ASGIApp, release: Callable[[], None]):
+        self.response = response
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.release()

@@ -31,7 +31,8 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 async def viewer(port: int, job_id: str, delays: list[float], counts: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
-    writer.write(f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n".encode())
+    request = f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    writer.write(f"{request}Accept: text/event-stream\r\n\r\n".encode())
     await writer.drain()
     published, name = None, None
     try:
@@ -118,6 +119,9 @@ def main() -> None:
                              "--token-delay", str(args.token_delay)])  # fmt: skip
     env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1", "DRAFTLINE_MODEL": "fake",
            "DRAFTLINE_MAX_RUNNING_JOBS": str(args.jobs), "DRAFTLINE_MAX_WAITING_PER_CLIENT": str(args.jobs),
+           "DRAFTLINE_JOBS_PER_MINUTE": str(args.jobs),  # every job and viewer is from 127.0.0.1
+           "DRAFTLINE_MAX_STREAMS_PER_CLIENT": str(args.viewers),
+           "DRAFTLINE_MAX_STREAMS": str(args.viewers),
            "DRAFTLINE_LOG_LEVEL": "warning"}  # fmt: skip
     with tempfile.TemporaryDirectory() as data:
         server = AppServer(Path(data), env).start()

@@ -2,7 +2,8 @@
 
 Browser tests import their fixtures from here. Every page opened through `browsing` is watched:
 console errors, page errors, failed or refused requests, requests that leave the app, scripts
-other than the vendored htmx files, and dialogs all fail the test when it ends.
+other than the vendored htmx files, dialogs, and anything the page's Content-Security-Policy
+refused all fail the test when it ends.
 
 Chromium is Debian's (`/usr/bin/chromium`), never a downloaded build. On CI (CI=true) a missing
 Chromium or axe-core fails the suite; on a developer's machine it skips with the reason.
@@ -41,6 +42,13 @@ DESKTOP = {"width": 1280, "height": 800}
 SCRIPTS = {"/static/htmx-2.0.11.min.js", "/static/htmx-ext-sse-2.2.4.min.js"}
 STYLES = {"/static/draftline.css"}
 WAIT = 30_000  # ms: generous, since every wait ends as soon as what it waits for is on screen
+# Each report of a Content-Security-Policy violation, as the page itself sees it. Init scripts and
+# exposed bindings are Playwright's own, so the policy under test does not apply to them.
+CSP_REPORTS = """
+document.addEventListener('securitypolicyviolation', event => window.__cspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI || 'inline code'}` +
+    ` at ${event.sourceFile || 'the page'}:${event.lineNumber}`));
+"""
 expect.set_options(timeout=WAIT)
 
 
@@ -100,6 +108,8 @@ class Watch:
         context.on("console", self._console)
         context.on("weberror", lambda error: self.problems.append(f"page error: {error.error}"))
         context.on("dialog", self._dialog)
+        context.expose_binding("__cspViolation", self._csp_violation)
+        context.add_init_script(CSP_REPORTS)
 
     def _request(self, request) -> None:
         url = urlsplit(request.url)
@@ -136,6 +146,9 @@ class Watch:
         if any(f"status of {status} " in message.text for status in self.allowed_statuses):
             return  # Chromium logs every error answer, even one the page expects and shows
         self.problems.append(f"console {message.type}: {message.text}")
+
+    def _csp_violation(self, source, report: str) -> None:
+        self.problems.append(f"Content-Security-Policy violation: {report}")
 
     def _dialog(self, dialog) -> None:
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
@@ -288,7 +301,9 @@ def axe_violations(page: Page, impacts: tuple[str, ...] = ("serious", "critical"
     """WCAG 2.2 A/AA and best-practice violations axe-core finds, at these impacts."""
     require(AXE.exists(), f"{AXE} not found: npm install axe-core@4.14.1 (see .ci/run)")
     if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.add_script_tag(content=AXE.read_text())  # inline: no request leaves for it
+        # Evaluated by Playwright, as an inline <script> would be refused by the page's CSP;
+        # no request leaves for it.
+        page.evaluate(AXE.read_text())
     result = page.evaluate(
         """async () => {
         const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'];

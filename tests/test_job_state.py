@@ -52,7 +52,10 @@ def test_status_line_names_the_failure():
 @pytest.mark.parametrize(
     ("raw", "message"),
     [("", "enter a topic"), ("   \n\t ", "enter a topic"), ("x" * 201, "200 characters"),
-     ("bell\x07", "control"), ("nul\x00", "control")],  # fmt: skip
+     ("bell\x07", "control"), ("nul\x00", "control"),
+     ("Invoice \u202egnp.exe", "invisible formatting"), ("a\u2066b\u2069", "invisible formatting"),
+     ("zero\u200bwidth", "invisible formatting"), ("\ufeffBOM", "invisible formatting"),
+     ("soft\u00adhyphen", "invisible formatting"), ("mark\u200f", "invisible formatting")],
 )
 def test_bad_topics_are_refused_with_a_clear_message(raw, message):
     with pytest.raises(TopicError, match=message):
@@ -63,3 +66,5 @@ def test_topics_are_trimmed_and_whitespace_collapsed():
     assert clean_topic("  How   tides\nwork ") == "How tides work"
     assert clean_topic("x" * 200) == "x" * 200
     assert clean_topic("Famílias 👨‍👩‍👧 e marés") == "Famílias 👨‍👩‍👧 e marés"
+    assert clean_topic("می\u200cخواهم") == "می\u200cخواهم"  # Persian keeps its non-joiner
+    assert clean_topic("שלום עולם") == "שלום עולם"  # right-to-left text itself is fine
