@@ -7,13 +7,7 @@ import json
 import logging
 import re
 import sys
-from pathlib import Path
 from urllib.parse import parse_qsl
-
-# Our modules must win over same-named installed packages: the `llm` CLI (a dependency of the
-# local extra's model wheel, and a popular tool) installs a top-level `llm` package, which
-# would otherwise shadow llm.py whenever `draftline` runs outside this directory.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anyio
 import uvicorn
@@ -30,14 +24,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-import llm
-import local_model
-import security
-import views
-from config import Settings
-from jobs import MAX_TOPIC_LENGTH, Job, StorageError, TopicError, clean_topic, open_store
-from runner import JobRunner, JobStateError, TooManyJobs
-from streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
+from . import llm, local_model, security, views
+from .config import Settings
+from .jobs import MAX_TOPIC_LENGTH, Job, StorageError, TopicError, clean_topic, open_store
+from .runner import JobRunner, JobStateError, TooManyJobs
+from .streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
 
 settings = Settings.from_env()
 gate = security.Gate(settings.password) if settings.password else None
@@ -389,11 +380,8 @@ def main() -> None:
         sys.exit(f"draftline: not starting. {refusal}")
     # Idle keep-alive connections close after 5 s, half-sent requests after DRAFTLINE_READ_TIMEOUT,
     # and headers past 16 KiB get 400.
-    uvicorn.run("app:app", host=settings.host, port=settings.port, log_level=settings.log_level,
+    uvicorn.run("draftline.app:app", host=settings.host, port=settings.port,
+                log_level=settings.log_level,
                 timeout_graceful_shutdown=10, timeout_keep_alive=5,
                 http=security.read_deadline(settings.read_timeout),
                 h11_max_incomplete_event_size=16 * 1024)  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

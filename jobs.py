@@ -439,6 +439,6 @@ def _job(row: sqlite3.Row) -> Job:
 
 
 def open_store(url: str) -> SQLiteJobStore:
-    from config import sqlite_path
+    from .config import sqlite_path
 
     return SQLiteJobStore(sqlite_path(url))

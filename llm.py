@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from config import Settings
+from .config import Settings
 
 log = logging.getLogger("draftline.llm")
 
@@ -234,24 +234,3 @@ def _retry_after(response: Any) -> float | None:
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     except (TypeError, ValueError):
         return None
-
-
-async def _smoke() -> None:
-    # By name: `python llm.py` runs this file as __main__, a copy local_model never configures.
-    import llm
-    import local_model
-
-    settings = Settings.from_env()
-    llm.configure(settings)
-    model = await local_model.start(settings)  # the embedded default, when no OPENAI_* is set
-    try:
-        print(llm.backend())
-        hello = [{"role": "user", "content": "Say hello in five words."}]
-        print((await llm.complete(hello, max_tokens=20)).text)
-    finally:
-        if model is not None:
-            await model.stop()
-
-
-if __name__ == "__main__":
-    asyncio.run(_smoke())

@@ -42,8 +42,8 @@ from pathlib import Path
 
 import httpx
 
-import llm
-from config import Settings
+from . import llm
+from .config import Settings
 
 log = logging.getLogger("draftline.local_model")
 
@@ -187,7 +187,7 @@ class LocalModel:
         """Start the server on a fresh loopback port, wait until it answers, point llm.py at it."""
         self.port = free_port()
         command = [
-            sys.executable, "-m", "local_model",  # llama_cpp.server, ending with its parent
+            sys.executable, "-m", "draftline.local_model",  # llama_cpp.server, ending with its parent
             "--model", str(self.path), "--model_alias", self.name,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(CONTEXT_TOKENS),
@@ -198,7 +198,7 @@ class LocalModel:
         started = time.monotonic()
         self._output.clear()
         self.process = await asyncio.create_subprocess_exec(
-            *command, cwd=Path(__file__).resolve().parent, stdin=asyncio.subprocess.DEVNULL,
+            *command, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in a terminal reaches the app, which stops the child
         )  # fmt: skip

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from pocketflow import AsyncFlow, AsyncNode, AsyncParallelBatchNode
 
-import llm
-from outline import (
+from . import llm
+from .outline import (
     OutlineError,
     fallback_outline,
     outline_grammar,

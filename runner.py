@@ -15,12 +15,12 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-import views
-from config import Settings
-from jobs import Job, SQLiteJobStore, StorageError
-from llm import LLMError
-from outline import OutlineError
-from pocketflow_nodes import create_article_flow
+from . import views
+from .config import Settings
+from .jobs import Job, SQLiteJobStore, StorageError
+from .llm import LLMError
+from .outline import OutlineError
+from .pocketflow_nodes import create_article_flow
 
 log = logging.getLogger("draftline.runner")
 

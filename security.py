@@ -34,7 +34,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from config import Settings
+from .config import Settings
 
 ErrorPage = Callable[[Request, int, str], Response]
 

@@ -16,8 +16,8 @@ import anyio
 from sse_starlette import ServerSentEvent
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-import views
-from jobs import Event, Job, SQLiteJobStore
+from . import views
+from .jobs import Event, Job, SQLiteJobStore
 
 
 def parse_last_event_id(raw: str | None, job: Job) -> int | None:

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from jobs import Job
+from .jobs import Job
 
 TEMPLATES = Path(__file__).parent / "templates"
 

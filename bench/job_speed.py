@@ -6,22 +6,20 @@ Runs the real app under uvicorn against the fake LLM with a fixed time per token
   overhead  = wall / critical - 1        (the target is under 10 %)
   first byte = POST /jobs -> first byte of the job page (303, then GET /jobs/{id})
 
-    python bench/job_speed.py [--jobs 5] [--token-delay 0.01] [--sections 5]
+    python -m bench.job_speed [--jobs 5] [--token-delay 0.01] [--sections 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from app_server import AppServer  # noqa: E402
-from fake_llm import FakeLLM  # noqa: E402
-from sse import iter_events  # noqa: E402
+from tests.app_server import AppServer
+from tests.fake_llm import FakeLLM
+from tests.sse import iter_events
 
 
 def run_job(client, fake: FakeLLM, topic: str) -> tuple[float, float, float]:

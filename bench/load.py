@@ -6,7 +6,7 @@ prober fetches GET / every 50 ms. Reports events delivered per second, the delay
 report (the event's publish time, sent as an SSE comment) to a viewer receiving it, GET / latency
 under load, and the app's peak RSS.
 
-    python bench/load.py [--jobs 100] [--viewers 1000] [--token-delay 0.02]
+    python -m bench.load [--jobs 100] [--viewers 1000] [--token-delay 0.02]
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from app_server import AppServer  # noqa: E402
-from fake_llm import free_port  # noqa: E402
+from tests.app_server import AppServer
+from tests.fake_llm import free_port
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 
@@ -115,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
 
     fake_port = free_port()
-    fake = subprocess.Popen([sys.executable, str(TESTS / "fake_llm.py"), "--port", str(fake_port),
+    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_llm", "--port", str(fake_port),
                              "--token-delay", str(args.token_delay)])  # fmt: skip
     env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1", "DRAFTLINE_MODEL": "fake",
            "DRAFTLINE_MAX_RUNNING_JOBS": str(args.jobs), "DRAFTLINE_MAX_WAITING_PER_CLIENT": str(args.jobs),

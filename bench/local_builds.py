@@ -1,6 +1,6 @@
 """Compare builds of llama.cpp for the embedded model, measured in one run, turn by turn.
 
-    python bench/local_builds.py --build native=/tmp/venv-native/bin/python \
+    python -m bench.local_builds --build native=/tmp/venv-native/bin/python \
                                  --build portable=/tmp/venv-portable/bin/python --rounds 8
 
 Each `--build NAME=PYTHON` names an interpreter whose environment has Draftline's `local` extra

@@ -1,7 +1,7 @@
 """Bench the embedded default: tokens/s and the wall time of one article on this machine.
 
-    python bench/local_default.py              # 3 articles, 3 token-rate runs
-    python bench/local_default.py --articles 5 --json bench/local_default.json
+    python -m bench.local_default              # 3 articles, 3 token-rate runs
+    python -m bench.local_default --articles 5 --json bench/local_default.json
 
 It starts SmolLM2-135M-Instruct through llama.cpp's server exactly as the app does (local_model.py),
 then measures:
@@ -21,16 +21,12 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import llm  # noqa: E402
-import local_model  # noqa: E402
-from config import Settings  # noqa: E402
-from pocketflow_nodes import create_article_flow, section_prompt  # noqa: E402
+from draftline import llm, local_model
+from draftline.config import Settings
+from draftline.pocketflow_nodes import create_article_flow, section_prompt
 
 TOPICS = ("How sourdough starters work", "A beginner's guide to tide pools", "Why the sky is blue",
           "The history of the bicycle", "Caring for a houseplant")  # fmt: skip

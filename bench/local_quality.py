@@ -1,9 +1,9 @@
 """Bench how clean the embedded model's articles are: repeats, chatter and garbled titles.
 
-    python bench/local_quality.py                        # 10 topics, the code in this tree
-    python bench/local_quality.py --topics 2             # a quick check
-    python bench/local_quality.py --baseline HEAD        # the same topics before and after
-    python bench/local_quality.py --json bench/local_quality.json --record /tmp/replies
+    python -m bench.local_quality                        # 10 topics, the code in this tree
+    python -m bench.local_quality --topics 2             # a quick check
+    python -m bench.local_quality --baseline HEAD      # the same topics before and after
+    python -m bench.local_quality --json bench/local_quality.json --record /tmp/replies
 
 --json PATH writes every figure, the flagged text and the articles; --record DIR saves each
 article's model calls (step, prompt, reply) as DIR/<side>/<NN>-<topic>.json, for test fixtures.
@@ -19,8 +19,8 @@ article it counts:
   ("that'sselvedtobesoar") or that are a formatting remark ("Available in the following format").
 
 Articles are written in a worker process (`--worker`) that imports the product code from its own
-directory. With --baseline, a second worker runs the code at that git ref from a temporary
-worktree, and the two write topic by topic in turn, so a busy machine slows both alike. The
+directory. With --baseline, a second worker runs the code at that git ref (one from after the
+repository root became the `draftline` package) from a temporary worktree, and the two write topic by topic in turn, so a busy machine slows both alike. The
 metrics are computed here, by the same code for both sides.
 Needs `pip install -e '.[local]' pyspellchecker`; run it on an otherwise idle machine.
 """
@@ -31,6 +31,8 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
+import importlib.machinery
+import importlib.util
 import json
 import os
 import platform
@@ -380,14 +382,15 @@ class Recorder:
 
 
 def import_product(product_dir: Path):
-    """The product modules from product_dir, and nowhere else (not this bench's own tree)."""
-    sys.path.insert(0, str(product_dir))
-    import config
-    import llm
-    import local_model
-    import pocketflow_nodes
+    """The product's modules from product_dir, and nowhere else (not an installed `draftline`).
 
-    modules = (config, llm, local_model, pocketflow_nodes)
+    The checkout's root is the `draftline` package (pyproject's package-dir), so a package
+    object whose search path is that directory imports exactly that checkout's code."""
+    spec = importlib.machinery.ModuleSpec("draftline", None, is_package=True)
+    spec.submodule_search_locations = [str(product_dir)]
+    sys.modules["draftline"] = importlib.util.module_from_spec(spec)
+    modules = [importlib.import_module(f"draftline.{name}")
+               for name in ("config", "llm", "local_model", "pocketflow_nodes")]  # fmt: skip
     for module in modules:
         if Path(module.__file__).resolve().parent != product_dir:
             raise SystemExit(f"{module.__name__} came from {module.__file__}, not {product_dir}")

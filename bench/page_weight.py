@@ -5,7 +5,7 @@ page and every file it links to, as a browser would. A file the app serves gzipp
 bytes it sent; one it serves plain counts as its gzip size (level 6, what proxies use by
 default), since any server in front of Draftline compresses text. The budget is 60 KB.
 
-    python bench/page_weight.py [--sections 3]
+    python -m bench.page_weight [--sections 3]
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from app_server import AppServer  # noqa: E402
-from fake_llm import FakeLLM  # noqa: E402
+from tests.app_server import AppServer
+from tests.fake_llm import FakeLLM
 
 BUDGET = 60_000  # bytes, compressed
 ASSET = re.compile(r'<(?:link|script)\b[^>]*?\b(?:href|src)="((?:https?://[^/"]+)?/static/[^"]+)"')

@@ -1,6 +1,6 @@
 """Driving Debian's Chromium with Playwright: launching it, watching what pages do, checking them.
 
-Browser tests import their fixtures from here. Every page opened through `browsing` is watched:
+Browser tests get their fixtures from here (tests/conftest.py loads it as a plugin). Every page opened through `browsing` is watched:
 console errors, page errors, failed or refused requests, requests that leave the app, scripts
 other than the vendored htmx files, dialogs, and anything the page's Content-Security-Policy
 refused all fail the test when it ends.

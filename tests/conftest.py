@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from app_server import AppServer  # noqa: E402
-from fake_llm import FakeLLM  # noqa: E402
+from tests.app_server import AppServer
+from tests.fake_llm import FakeLLM
+
+# The browser tests' fixtures (chromium, browsing), for every test module that asks for them.
+pytest_plugins = ["tests.browser"]
 
 
 @pytest.fixture

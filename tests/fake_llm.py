@@ -4,7 +4,7 @@ Tests start it on a free 127.0.0.1 port in a thread and point the real app (and 
 client) at it. It tells the three kinds of call apart by their system prompt, as a real model
 would by reading it. Run it alone for demos and benches:
 
-    python tests/fake_llm.py --port 9100 --token-delay 0.02
+    python -m tests.fake_llm --port 9100 --token-delay 0.02
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import browsing, chromium, focus_ring, job_id, seen  # noqa: F401  (fixtures)
 from playwright.sync_api import expect
+
+from tests.browser import focus_ring, job_id, seen
 
 # Test-side instrumentation (the app has no JavaScript of its own): note the job page's visible
 # state after every DOM change, so the test sees each step of the stream, not a poll's sample.

@@ -7,16 +7,19 @@ embedded model, taken by docs/screenshots/take_screenshots.py.
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
-from browser import (  # noqa: F401  (fixtures)
-    DESKTOP, PHONE, ROOT, axe_violations, browsing, chromium, horizontal_overflow, screenshot, seen,
-)  # fmt: skip
 from playwright.sync_api import Page, expect
 
-sys.path.insert(0, str(ROOT / "bench"))
-from page_weight import BUDGET, finished_job, report, weigh  # noqa: E402
+from bench.page_weight import BUDGET, finished_job, report, weigh
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    axe_violations,
+    horizontal_overflow,
+    screenshot,
+    seen,
+)  # fmt: skip
 
 READY = re.compile(r"Ready: \d+ words")
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}

@@ -7,9 +7,10 @@ import re
 
 import httpx
 import pytest
-from browser import Wire, browsing, chromium, job_id, seen  # noqa: F401  (fixtures)
 from playwright.sync_api import Page, expect
-from sse import wait_for
+
+from tests.browser import Wire, job_id, seen
+from tests.sse import wait_for
 
 READY = re.compile(r"Ready: \d+ words")
 

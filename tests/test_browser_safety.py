@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import browsing, chromium, job_id, seen  # noqa: F401  (fixtures)
 from playwright.sync_api import Page, expect
+
+from tests.browser import job_id, seen
 
 # Anything in the page that could run code or make a request of its own, outside our own wiring.
 ACTIVE = """() => {

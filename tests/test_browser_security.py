@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from browser import WAIT, Browsing, browsing, chromium, job_id  # noqa: F401  (fixtures)
 from playwright.sync_api import expect
+
+from tests.browser import WAIT, Browsing, job_id
 
 # What a hostile page can do without any cooperation from Draftline: a plain form, and fetch()
 # in `no-cors` mode, which sends the request (cookies included) though it cannot read the answer.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import DEFAULTS
+from draftline.config import DEFAULTS
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -50,6 +50,6 @@ def test_ci_runs_readmes_test_command_verbatim_after_dropping_any_cached_build()
 
 
 def test_readme_gives_the_rebuild_command_the_app_shows():
-    from local_model import REBUILD_COMMAND
+    from draftline.local_model import REBUILD_COMMAND
 
     assert REBUILD_COMMAND in README

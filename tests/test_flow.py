@@ -6,9 +6,8 @@ import asyncio
 
 import pytest
 
-import llm
-import pocketflow_nodes
-from pocketflow_nodes import backoff, create_article_flow
+from draftline import llm, pocketflow_nodes
+from draftline.pocketflow_nodes import backoff, create_article_flow
 
 pytestmark = pytest.mark.anyio
 

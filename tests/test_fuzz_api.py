@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app_server import AppServer
+from tests.app_server import AppServer
 
 CONTENT_TYPES = st.sampled_from([
     "application/json", "application/json; charset=latin-1", "text/plain", "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import Job, TopicError, clean_topic
+from draftline.jobs import Job, TopicError, clean_topic
 
 
 def job_with(**facts) -> Job:

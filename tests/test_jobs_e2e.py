@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from html_checks import active_markup
-from jobs_api import api, create
-from pocketflow_nodes import OUTLINE_MAX_TOKENS
-from sse import read_events, wait_for
+from draftline.pocketflow_nodes import OUTLINE_MAX_TOKENS
+from tests.html_checks import active_markup
+from tests.jobs_api import api, create
+from tests.sse import read_events, wait_for
 
 
 def test_happy_path_streams_outline_sections_and_article_then_done(client, llm):

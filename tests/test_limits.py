@@ -14,10 +14,10 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from app_server import ROOT
-from fake_llm import free_port
-from jobs_api import create
-from sse import read_events, wait_for
+from tests.app_server import ROOT
+from tests.fake_llm import free_port
+from tests.jobs_api import create
+from tests.sse import read_events, wait_for
 
 
 def from_another_address(server) -> httpx.Client:
@@ -94,7 +94,7 @@ def draftline(tmp_path, llm) -> Iterator[str]:
            "DRAFTLINE_MODEL": "fake", "DRAFTLINE_LLM_RETRY_WAIT": "0.05"}  # fmt: skip
     log = tmp_path / "draftline.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out,
+        process = subprocess.Popen([sys.executable, "-m", "draftline"], cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"

