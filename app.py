@@ -26,9 +26,11 @@ from starlette.templating import Jinja2Templates
 
 from . import llm, local_model, security, views
 from .config import Settings
-from .jobs import MAX_TOPIC_LENGTH, Job, StorageError, TopicError, clean_topic, open_store
+from .jobs import Job
 from .runner import JobRunner, JobStateError, TooManyJobs
+from .store import StorageError, open_store
 from .streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
+from .topics import MAX_TOPIC_LENGTH, TopicError, clean_topic
 
 settings = Settings.from_env()
 gate = security.Gate(settings.password) if settings.password else None
@@ -52,7 +54,7 @@ def render(request: Request, name: str, status_code: int = 200, **context) -> Re
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-def render_form(request: Request, topic: str = "", error: str = "", status_code: int = 200):
+async def render_form(request: Request, topic: str = "", error: str = "", status_code: int = 200):
     """The home page; for htmx, just the form, redrawn with its message beside the field."""
     context = {"topic": topic[:MAX_TOPIC_LENGTH], "error": error, "suggestions": SUGGESTIONS,
                "max_topic": MAX_TOPIC_LENGTH}  # fmt: skip
@@ -60,12 +62,12 @@ def render_form(request: Request, topic: str = "", error: str = "", status_code:
         response = render(request, "_form.html", status_code, **context)
         response.headers.update({"HX-Retarget": "#topic-form", "HX-Reswap": "outerHTML"})
         return response
-    return render(request, "index.html", status_code, jobs=request.app.state.store.list(limit=8),
-                  **context)  # fmt: skip
+    jobs = await request.app.state.store.list(limit=8)
+    return render(request, "index.html", status_code, jobs=jobs, **context)
 
 
-def get_job(request: Request) -> Job:
-    job = request.app.state.store.get(request.path_params["job_id"])
+async def get_job(request: Request) -> Job:
+    job = await request.app.state.store.get(request.path_params["job_id"])
     if job is None:
         raise HTTPException(404, "There is no article with that id: it may have been deleted.")
     return job
@@ -75,17 +77,17 @@ def get_job(request: Request) -> Job:
 
 
 async def home(request: Request) -> Response:
-    return render_form(request)
+    return await render_form(request)
 
 
 async def create_job(request: Request) -> Response:
     form = await read_form(request)
     raw = next((v for v in reversed(form.get("topic", [])) if v.strip()), "")  # a suggestion wins
     try:
-        job = start_job(request, clean_topic(raw))
+        job = await start_job(request, clean_topic(raw))
     except (TopicError, TooManyJobs, StorageError) as exc:
         code = {TopicError: 422, TooManyJobs: 429, StorageError: 503}[type(exc)]
-        return render_form(request, topic=raw, error=str(exc), status_code=code)
+        return await render_form(request, topic=raw, error=str(exc), status_code=code)
     url = f"/jobs/{job.id}"  # a path, never built from the Host header
     if "HX-Request" in request.headers:
         response = render(request, "_job.html", job=job)
@@ -95,7 +97,7 @@ async def create_job(request: Request) -> Response:
 
 
 async def job_page(request: Request) -> Response:
-    job = get_job(request)
+    job = await get_job(request)
     name = "_job.html" if "HX-Request" in request.headers else "job.html"
     response = render(request, name, job=job)
     response.headers["Vary"] = "HX-Request"
@@ -103,27 +105,28 @@ async def job_page(request: Request) -> Response:
 
 
 async def history(request: Request) -> Response:
-    jobs, page, pages = list_page(request)
+    jobs, page, pages = await list_page(request)
     return render(request, "jobs.html", jobs=jobs, page=page, pages=pages)
 
 
 async def cancel_job(request: Request) -> Response:
-    job = await request.app.state.runner.cancel(get_job(request))
+    job = await request.app.state.runner.cancel(await get_job(request))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 async def resume_job(request: Request) -> Response:
-    job = request.app.state.runner.resume(get_job(request), security.client_address(request))
+    job = await get_job(request)
+    job = await request.app.state.runner.resume(job, security.client_address(request))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 async def delete_job(request: Request) -> Response:
-    await request.app.state.runner.delete(get_job(request))
+    await request.app.state.runner.delete(await get_job(request))
     return RedirectResponse("/jobs", status_code=303)
 
 
 async def job_events_stream(request: Request) -> Response:
-    job = get_job(request)
+    job = await get_job(request)
     last_event_id = parse_last_event_id(request.headers.get("last-event-id"), job)
     release = request.app.state.streams.take(security.client_address(request))  # or 429
     shutdown = anyio.Event()  # set by sse-starlette when the server begins to stop
@@ -135,7 +138,7 @@ async def job_events_stream(request: Request) -> Response:
 
 
 async def article_markdown(request: Request) -> Response:
-    job = get_job(request)
+    job = await get_job(request)
     if job.status != "done":
         raise HTTPException(409, "This article is not finished yet.")
     slug = re.sub(r"[^a-z0-9]+", "-", job.topic.lower()).strip("-")[:60] or "article"
@@ -188,32 +191,34 @@ async def api_create_job(request: Request) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("topic"), str):
         raise HTTPException(422, 'Send {"topic": "..."} with the topic as a string.')
     try:
-        job = start_job(request, clean_topic(body["topic"]))
+        job = await start_job(request, clean_topic(body["topic"]))
     except TopicError as exc:
         raise HTTPException(422, str(exc)) from None
     return JSONResponse(job.to_api(), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
 
 async def api_job(request: Request) -> Response:
-    return JSONResponse(get_job(request).to_api())
+    return JSONResponse((await get_job(request)).to_api())
 
 
 async def api_jobs(request: Request) -> Response:
-    jobs, page, pages = list_page(request)
+    jobs, page, pages = await list_page(request)
     return JSONResponse({"jobs": [job.to_api() for job in jobs], "page": page, "pages": pages})
 
 
 async def api_cancel_job(request: Request) -> Response:
-    return JSONResponse((await request.app.state.runner.cancel(get_job(request))).to_api())
+    job = await request.app.state.runner.cancel(await get_job(request))
+    return JSONResponse(job.to_api())
 
 
 async def api_resume_job(request: Request) -> Response:
-    job = request.app.state.runner.resume(get_job(request), security.client_address(request))
+    job = await get_job(request)
+    job = await request.app.state.runner.resume(job, security.client_address(request))
     return JSONResponse(job.to_api(), status_code=202)
 
 
 async def api_delete_job(request: Request) -> Response:
-    await request.app.state.runner.delete(get_job(request))
+    await request.app.state.runner.delete(await get_job(request))
     return Response(status_code=204)
 
 
@@ -222,7 +227,7 @@ async def healthz(request: Request) -> Response:
     health = {"status": "ok", "backend": backend.name, "model": backend.model,
               "llm_configured": backend.configured}  # fmt: skip
     try:
-        request.app.state.store.check_writable()  # the store answers, and can save
+        await request.app.state.store.check_writable()  # the store answers, and can save
     except StorageError as exc:
         return JSONResponse({**health, "status": "unavailable", "reason": str(exc)},
                             status_code=503)  # fmt: skip
@@ -235,23 +240,23 @@ async def healthz(request: Request) -> Response:
 # Helpers
 
 
-def start_job(request: Request, topic: str) -> Job:
-    return request.app.state.runner.submit(topic, security.client_address(request))
+async def start_job(request: Request, topic: str) -> Job:
+    return await request.app.state.runner.submit(topic, security.client_address(request))
 
 
 def last(form: dict[str, list[str]], name: str) -> str:
     return (form.get(name) or [""])[-1]
 
 
-def list_page(request: Request) -> tuple[list[Job], int, int]:
+async def list_page(request: Request) -> tuple[list[Job], int, int]:
     """The jobs on page `?page=N` (newest first), clamped to the pages there are."""
     store = request.app.state.store
-    pages = max(1, -(-store.count() // PAGE_SIZE))
+    pages = max(1, -(-(await store.count()) // PAGE_SIZE))
     try:
         page = min(max(1, int(request.query_params.get("page") or 1)), pages)
     except ValueError:
         page = 1
-    return store.list(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE), page, pages
+    return await store.list(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE), page, pages
 
 
 def media_type(request: Request) -> str:
@@ -353,13 +358,13 @@ async def lifespan(app: Starlette):
     local = await local_model.start(settings)  # the embedded default when no OPENAI_* is set
     app.state.store = open_store(settings.store_url)
     app.state.runner = JobRunner(app.state.store, settings)
-    app.state.runner.interrupt_unfinished()
+    await app.state.runner.interrupt_unfinished()
     app.state.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams)
     yield
     await app.state.runner.shutdown()
     if local is not None:
         await local.stop()
-    app.state.store.close()
+    await app.state.store.close()
 
 
 middleware = [

@@ -1,8 +1,9 @@
 """The article flow: GenerateOutline -> WriteSections -> ApplyStyle.
 
-Nodes read and write the shared store only in prep/post. Progress goes out through the `report`
-object the job runner puts in the shared store; prep hands it to exec, so exec never touches the
-store and a retried exec is safe. See docs/design.md for the shared store's shape.
+The shared store holds the job and its reporter. Nodes read the job in prep and change it only
+through the reporter (the one writer of job state), which also tells the job's viewers; prep hands
+the reporter to exec, so exec never touches the shared store and a retried exec is safe. See
+docs/design.md for the shared store's shape.
 
 A small model (llm.backend().small: the embedded SmolLM2-135M) gets the same flow in smaller
 pieces: a grammar-constrained outline of three titles with a plain fallback, one short section at a
@@ -67,12 +68,12 @@ def sizes(backend: llm.Backend | None = None) -> Sizes:
 
 
 class Reporter(Protocol):
-    """What the flow tells the outside world; implemented by runner.JobReporter."""
+    """How the flow changes its job; implemented by runner.JobReporter."""
 
-    def step(self, name: str) -> None: ...
-    def outline(self, titles: list[str]) -> None: ...
-    def section(self, index: int, text: str, done: bool) -> None: ...
-    def article(self, text: str, done: bool) -> None: ...
+    async def step(self, name: str) -> None: ...
+    async def outline(self, titles: list[str]) -> None: ...
+    async def section(self, index: int, text: str, done: bool) -> None: ...
+    async def article(self, text: str, done: bool) -> None: ...
 
 
 class RetryingNode(AsyncNode):
@@ -105,10 +106,11 @@ def backoff(attempt: int, base: float, retry_after: float | None = None) -> floa
 
 class GenerateOutline(RetryingNode):
     async def prep_async(self, shared: dict) -> tuple[str, Reporter] | None:
-        shared["report"].step("outline")
-        if shared.get("outline"):  # resuming: the outline is already paid for
+        job = shared["job"]
+        await shared["report"].step("outline")
+        if job.outline:  # resuming: the outline is already paid for
             return None
-        return shared["topic"], shared["report"]
+        return job.topic, shared["report"]
 
     async def exec_async(self, prep_res: tuple[str, Reporter] | None) -> list[str] | None:
         if prep_res is None:
@@ -133,11 +135,8 @@ class GenerateOutline(RetryingNode):
         return fallback_outline(topic, size.sections)
 
     async def post_async(self, shared: dict, prep_res: Any, titles: list[str] | None) -> None:
-        if titles is None:
-            return
-        shared["outline"] = titles
-        shared["sections"] = [{"title": t, "text": "", "done": False} for t in titles]
-        shared["report"].outline(titles)
+        if titles is not None:
+            await shared["report"].outline(titles)
 
 
 class WriteSections(AsyncParallelBatchNode, RetryingNode):
@@ -148,20 +147,20 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
         self.concurrency = concurrency
 
     async def prep_async(self, shared: dict) -> list[dict]:
-        shared["report"].step("sections")
+        job = shared["job"]
+        await shared["report"].step("sections")
         at_once = llm.backend().concurrency  # a one-at-a-time server: show one section writing
         limit = asyncio.Semaphore(min(self.concurrency, at_once) if at_once else self.concurrency)
-        titles = shared["outline"]
         return [
             {
                 "index": index,
                 "title": section["title"],
-                "topic": shared["topic"],
-                "titles": titles,
+                "topic": job.topic,
+                "titles": list(job.outline),
                 "report": shared["report"],
                 "limit": limit,
             }
-            for index, section in enumerate(shared["sections"])
+            for index, section in enumerate(job.sections)
             if not section["done"]  # resuming: finished sections are not written twice
         ]
 
@@ -169,39 +168,36 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
         report: Reporter = item["report"]
         async with item["limit"]:
             text = ""
-            report.section(item["index"], text, done=False)
+            await report.section(item["index"], text, done=False)
             size = sizes()
             prompt = section_prompt(item["topic"], item["titles"], item["title"], small=size.small)
             async for piece in llm.stream(prompt, max_tokens=size.section_tokens,
                                           **prose_options(size)):  # fmt: skip
                 text += piece
-                report.section(item["index"], text, done=False)
+                await report.section(item["index"], text, done=False)
             text = tidy(text, size)
-            report.section(item["index"], text, done=True)
+            await report.section(item["index"], text, done=True)  # the section's one write
             return item["index"], text
-
-    async def post_async(self, shared: dict, prep_res: list, results: list) -> None:
-        for index, text in results:
-            shared["sections"][index].update(text=text, done=True)
 
 
 class ApplyStyle(RetryingNode):
     async def prep_async(self, shared: dict) -> tuple[str, list[dict], Reporter]:
-        shared["report"].step("style")
-        sections = [{"title": s["title"], "text": s["text"]} for s in shared["sections"]]
-        return shared["topic"], sections, shared["report"]
+        job = shared["job"]
+        await shared["report"].step("style")
+        sections = [{"title": s["title"], "text": s["text"]} for s in job.sections]
+        return job.topic, sections, shared["report"]
 
     async def exec_async(self, prep_res: tuple[str, list[dict], Reporter]) -> str:
         topic, sections, report = prep_res
         size = sizes()
-        report.article("", done=False)
+        await report.article("", done=False)
         if size.small:
             return await self._style_each_section(topic, sections, report, size)
         text = ""
         prompt = style_prompt(draft_markdown(topic, sections))
         async for piece in llm.stream(prompt, max_tokens=size.style_tokens):
             text += piece
-            report.article(text, done=False)
+            await report.article(text, done=False)
         return strip_chatter(text)
 
     async def _style_each_section(
@@ -216,7 +212,7 @@ class ApplyStyle(RetryingNode):
             async for piece in llm.stream(prompt, max_tokens=size.style_tokens,
                                           **prose_options(size)):  # fmt: skip
                 text += piece
-                report.article("\n\n".join([*done, heading, text]), done=False)
+                await report.article("\n\n".join([*done, heading, text]), done=False)
             styled = tidy(text, size)
             if len(styled) < len(section["text"]) / 2:  # a summary, not a restyle: keep the draft
                 styled = section["text"]
@@ -224,8 +220,7 @@ class ApplyStyle(RetryingNode):
         return "\n\n".join(done)
 
     async def post_async(self, shared: dict, prep_res: Any, article: str) -> None:
-        shared["article"] = article
-        shared["report"].article(article, done=True)
+        await shared["report"].article(article, done=True)
 
 
 def tidy(text: str, size: Sizes) -> str:

@@ -15,12 +15,12 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from . import views
 from .config import Settings
-from .jobs import Job, SQLiteJobStore, StorageError
+from .jobs import Job
 from .llm import LLMError
 from .outline import OutlineError
 from .pocketflow_nodes import create_article_flow
+from .store import JobStore, StorageError
 
 log = logging.getLogger("draftline.runner")
 
@@ -47,48 +47,49 @@ class JobEnded(Exception):
 
 
 class JobReporter:
-    """The flow's `report` callback: applies each report to the job and publishes it."""
+    """The one writer of a job's state: the flow changes its job only through these methods,
+    each of which updates the job and publishes the change (facts, not HTML) to its viewers."""
 
-    def __init__(self, store: SQLiteJobStore, job: Job):
+    def __init__(self, store: JobStore, job: Job):
         self.store = store
         self.job = job
         self.ended = False
         self._last_sent: dict[str, float] = {}
 
-    def publish(self, key: str) -> None:
+    async def publish(self, key: str) -> None:
         if self.ended:
             raise JobEnded(self.job.id)
         self.ended = key == "done"
         self._last_sent[key] = time.monotonic()
-        self.store.publish(self.job, key, key if key == "done" else "update",
-                           views.render_key(self.job, key))  # fmt: skip
+        name = "done" if key == "done" else "update"
+        await self.store.publish(self.job, key, name, self.job.event_data(key))
 
-    def step(self, name: str) -> None:
+    async def step(self, name: str) -> None:
         self.job.step = name
-        self.publish("job")
+        await self.publish("job")
 
-    def outline(self, titles: list[str]) -> None:
+    async def outline(self, titles: list[str]) -> None:
         self.job.outline = titles
         self.job.sections = [{"title": t, "text": "", "done": False} for t in titles]
-        self.publish("outline")
+        await self.publish("outline")
 
-    def section(self, index: int, text: str, done: bool) -> None:
+    async def section(self, index: int, text: str, done: bool) -> None:
         self.job.sections[index].update(text=text, done=done)
-        self._publish_streaming(f"section:{index}", done)
+        await self._publish_streaming(f"section:{index}", done)
         if done:  # a finished section moves the progress bar and the status line
-            self.publish("job")
+            await self.publish("job")
 
-    def article(self, text: str, done: bool) -> None:
+    async def article(self, text: str, done: bool) -> None:
         self.job.article = text
-        self._publish_streaming("article", done)
+        await self._publish_streaming("article", done)
 
-    def _publish_streaming(self, key: str, done: bool) -> None:
+    async def _publish_streaming(self, key: str, done: bool) -> None:
         if done or time.monotonic() - self._last_sent.get(key, 0.0) >= STREAM_INTERVAL:
-            self.publish(key)
+            await self.publish(key)
 
 
 class JobRunner:
-    def __init__(self, store: SQLiteJobStore, settings: Settings):
+    def __init__(self, store: JobStore, settings: Settings):
         self.store = store
         self.settings = settings
         self.tasks: dict[str, asyncio.Task] = {}
@@ -100,27 +101,27 @@ class JobRunner:
         self._starts = MovingWindowRateLimiter(MemoryStorage())
         self._per_minute = RateLimitItemPerMinute(settings.jobs_per_minute)
 
-    def interrupt_unfinished(self) -> None:
+    async def interrupt_unfinished(self) -> None:
         """At start-up: a job the previous process left queued or running is not running now."""
-        for job in self.store.with_status(("queued", "running")):
+        for job in await self.store.with_status(("queued", "running")):
             job.status, job.queue_position = "interrupted", None
             try:
-                JobReporter(self.store, job).publish("done")
+                await JobReporter(self.store, job).publish("done")
             except StorageError:
                 log.error("could not mark job %s interrupted: the store cannot save", job.id)
 
     # Actions
 
-    def submit(self, topic: str, client: str) -> Job:
-        self._admit(client)
-        job = self.store.create(topic, client)
+    async def submit(self, topic: str, client: str) -> Job:
+        await self._admit(client)
+        job = await self.store.create(topic, client)
         self._start(job)
         return job
 
-    def _admit(self, client: str) -> None:
+    async def _admit(self, client: str) -> None:
         """Refuse a client that already has as many jobs waiting or running as it may, or that
         has started (or resumed) as many as it may in the last minute."""
-        if self.store.count_active(client) >= self.settings.max_waiting_per_client:
+        if await self.store.count_active(client) >= self.settings.max_waiting_per_client:
             raise TooManyJobs(
                 f"You already have {self.settings.max_waiting_per_client} articles waiting or "
                 "being written. Please wait for some of them to finish."
@@ -137,32 +138,32 @@ class JobRunner:
         task = self.tasks.get(job.id)
         if task is None:  # not running here (its end was never saved): never leave it stuck
             job.status = "cancelled"
-            JobReporter(self.store, job).publish("done")
+            await JobReporter(self.store, job).publish("done")
             return job
         task.cancel()
         await asyncio.wait([task])
-        current = self.store.get(job.id)
+        current = await self.store.get(job.id)
         if current is not None and not current.is_final:  # it stopped, but that was not saved
             raise StorageError()
         return current or job
 
-    def resume(self, job: Job, client: str) -> Job:
+    async def resume(self, job: Job, client: str) -> Job:
         """Continue from the first unfinished step; the outline and finished sections are kept.
         From now on the job counts against `client`, who resumed it, not whoever started it."""
         if job.status not in RESUMABLE:
             state = "still being written" if job.status in ("queued", "running") else "finished"
             raise JobStateError(f"This article is {state}; only stopped or failed ones can resume.")
-        self._admit(client)
-        self.store.discard_event(job.id, "done")
+        await self._admit(client)
+        await self.store.discard_event(job.id, "done")
         job.status, job.error, job.client = "queued", None, client
-        self.store.save(job)  # before responding, so the redirected page is already live
+        await self.store.save(job)  # before responding, so the redirected page is already live
         self._start(job)
         return job
 
     async def delete(self, job: Job) -> None:
         """Delete the job, then stop it if it runs; its viewers are told it is gone. Deleting
         comes first: if the store cannot (StorageError), the job goes on as it was."""
-        self.store.delete(job.id)
+        await self.store.delete(job.id)
         task = self.tasks.get(job.id)
         if task is not None:  # no await since the delete: it has published nothing since
             self._deleting.add(job.id)
@@ -190,7 +191,7 @@ class JobRunner:
             await self._wait_for_slot(job)
             try:
                 job.status = "running"
-                reporter.publish("job")
+                await reporter.publish("job")
                 async with asyncio.timeout(self.settings.job_deadline):
                     await self._flow(job, reporter)
                 job.status, job.step = "done", None
@@ -222,7 +223,7 @@ class JobRunner:
                 reporter.ended = True
             else:
                 try:  # viewers get it even if it cannot be saved
-                    reporter.publish("done")
+                    await reporter.publish("done")
                 except StorageError:
                     log.error("job %s ended %s, which could not be saved", job.id, job.status)
 
@@ -231,29 +232,24 @@ class JobRunner:
             await self._slots.acquire()
             return
         self._queue.append(job)
-        self._renumber_queue()
+        await self._renumber_queue()
         try:
             await self._slots.acquire()
         finally:
             self._queue.remove(job)
             job.queue_position = None
-            self._renumber_queue()
+            await self._renumber_queue()
 
-    def _renumber_queue(self) -> None:
+    async def _renumber_queue(self) -> None:
         for position, waiting in enumerate(self._queue, 1):
             if waiting.queue_position != position:
                 waiting.queue_position = position
                 with contextlib.suppress(StorageError):  # a place in line: viewers still see it
-                    JobReporter(self.store, waiting).publish("job")
+                    await JobReporter(self.store, waiting).publish("job")
 
     async def _flow(self, job: Job, reporter: JobReporter) -> None:
-        shared = {
-            "topic": job.topic,
-            "outline": job.outline,
-            "sections": [dict(s) for s in job.sections],
-            "article": "",
-            "report": reporter,
-        }
+        # The job is read by the nodes and changed only through the reporter (docs/design.md).
+        shared = {"job": job, "report": reporter}
         flow = create_article_flow(
             concurrency=self.settings.section_concurrency,
             retries=self.settings.llm_retries,

@@ -17,7 +17,8 @@ from sse_starlette import ServerSentEvent
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import views
-from .jobs import Event, Job, SQLiteJobStore
+from .jobs import Event, Job
+from .store import JobStore
 
 
 def parse_last_event_id(raw: str | None, job: Job) -> int | None:
@@ -34,7 +35,7 @@ def done_event(job: Job) -> dict:
 
 
 async def job_events(
-    store: SQLiteJobStore,
+    store: JobStore,
     job: Job,
     last_event_id: int | None,
     shutdown: anyio.Event | None = None,
@@ -58,7 +59,7 @@ async def _call_when_set(event: anyio.Event, callback: Callable[[], Awaitable[No
     await callback()
 
 
-async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) -> AsyncIterator:
+async def _events(store: JobStore, job: Job, last_event_id: int | None) -> AsyncIterator:
     if last_event_id is None:
         if job.is_final:
             yield done_event(job)
@@ -68,7 +69,7 @@ async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) ->
     else:
         cursor = last_event_id
     while True:
-        events = store.events_after(job.id, cursor)
+        events = await store.events_after(job.id, cursor)
         if events:
             cursor = events[-1].seq
             # One write for everything pending; each event is encoded once for all its viewers.
@@ -76,8 +77,8 @@ async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) ->
             if events[-1].name == "done":
                 return
             continue
-        if not store.is_live(job.id):
-            current = store.get(job.id)
+        if not await store.is_live(job.id):
+            current = await store.get(job.id)
             if current is None:
                 yield {"id": str(cursor), "event": "done", "data": views.deleted_notice()}
                 return
@@ -89,7 +90,8 @@ async def _events(store: SQLiteJobStore, job: Job, last_event_id: int | None) ->
 
 @functools.lru_cache(maxsize=4096)
 def _encoded(event: Event) -> bytes:
-    return ServerSentEvent(data=event.data, event=event.name, id=str(event.seq),
+    """The event as drawn and sent: rendered once, however many viewers it goes to."""
+    return ServerSentEvent(data=views.render_event(event), event=event.name, id=str(event.seq),
                            comment=f"t={event.published_at:.6f}").encode()  # fmt: skip
 
 

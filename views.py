@@ -1,11 +1,14 @@
 """Rendering: the Jinja environment, safe Markdown, and the fragments SSE events carry.
 
 The full page, the htmx POST response and every SSE event render the same partials, so a refresh
-and a live update can never disagree. LLM output reaches HTML only through `markdown()`.
+and a live update can never disagree. Events carry facts; they become HTML here, at the edge,
+once per event (streams.py caches the result for every viewer). LLM output reaches HTML only
+through `markdown()`.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from .jobs import Job
+from .jobs import Event, Job
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -84,16 +87,17 @@ def render_parts(job: Job, parts: tuple[str, ...], **context: object) -> str:
     )
 
 
-def render_key(job: Job, key: str) -> str:
-    """The fragments for an event with this key, drawn from the job's current state."""
-    if key.startswith("section:"):
-        index = int(key.partition(":")[2])
+def render_event(event: Event) -> str:
+    """The fragments an event redraws, from the facts it carries (jobs.Job.event_data)."""
+    facts = json.loads(event.data)
+    if event.key.startswith("section:"):
         return environment.get_template("_section.html").render(
-            job=job, section=job.sections[index], index=index, oob=True
+            section=facts, index=facts["index"], oob=True
         )
-    if key == "done":
+    job = Job.from_record(facts)
+    if event.key == "done":
         return snapshot(job)
-    return render_parts(job, PARTS_BY_KEY[key])
+    return render_parts(job, PARTS_BY_KEY[event.key])
 
 
 def deleted_notice() -> str:

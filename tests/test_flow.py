@@ -8,29 +8,9 @@ import pytest
 
 from draftline import llm, pocketflow_nodes
 from draftline.pocketflow_nodes import backoff, create_article_flow
+from tests.reporting import shared_for
 
 pytestmark = pytest.mark.anyio
-
-
-class Recorder:
-    """A Reporter that remembers what it was told."""
-
-    def __init__(self):
-        self.steps: list[str] = []
-        self.sections: dict[int, list[tuple[str, bool]]] = {}
-        self.articles: list[tuple[str, bool]] = []
-
-    def step(self, name):
-        self.steps.append(name)
-
-    def outline(self, titles):
-        self.titles = titles
-
-    def section(self, index, text, done):
-        self.sections.setdefault(index, []).append((text, done))
-
-    def article(self, text, done):
-        self.articles.append((text, done))
 
 
 class StubLLM:
@@ -70,16 +50,14 @@ def stub(monkeypatch):
     return fake
 
 
-def shared_for(topic="Tides", **state):
-    return {"topic": topic, "outline": None, "sections": [], "article": "", "report": Recorder(), **state}
-
-
 async def test_flow_writes_outline_sections_and_styled_article(stub):
-    shared = shared_for()
+    shared = await shared_for()
     await create_article_flow(retries=1).run_async(shared)
-    assert shared["outline"] == ["One", "Two", "Three"]
-    assert [s["text"] for s in shared["sections"]] == ["Hello there."] * 3
-    assert shared["article"] == "Hello there."
+    job = shared["job"]
+    assert job.outline == ["One", "Two", "Three"]
+    assert [s["text"] for s in job.sections] == ["Hello there."] * 3
+    assert job.article == "Hello there."
+    assert set(shared) == {"job", "report"}  # nodes write no copies of the job's facts
     report = shared["report"]
     assert report.steps == ["outline", "sections", "style"]
     assert report.sections[0][-1] == ("Hello there.", True)
@@ -87,30 +65,40 @@ async def test_flow_writes_outline_sections_and_styled_article(stub):
     assert report.articles[-1] == ("Hello there.", True)
 
 
+async def test_the_reporter_is_the_one_writer_and_events_carry_facts(stub):
+    shared = await shared_for()
+    await create_article_flow(retries=1).run_async(shared)
+    store, job = shared["report"].store, shared["job"]
+    assert (await store.get(job.id)).to_record() == job.to_record()  # nothing written elsewhere
+    events = await store.events_after(job.id, 0)
+    assert {e.key for e in events} >= {"job", "outline", "section:0", "section:2", "article"}
+    assert not any("<" in e.data for e in events)  # facts as JSON; HTML is drawn where served
+
+
 async def test_section_concurrency_is_bounded(stub):
     stub.outline, stub.delay = "- A\n- B\n- C\n- D\n- E", 0.01
-    await create_article_flow(concurrency=2, retries=1).run_async(shared_for())
+    await create_article_flow(concurrency=2, retries=1).run_async(await shared_for())
     assert stub.max_running == 2
 
 
 async def test_resume_pays_for_neither_the_outline_nor_finished_sections(stub):
     sections = [{"title": "One", "text": "kept", "done": True}, {"title": "Two", "text": "half", "done": False}]
-    shared = shared_for(outline=["One", "Two"], sections=sections)
+    shared = await shared_for(outline=["One", "Two"], sections=sections)
     await create_article_flow(retries=1).run_async(shared)
     assert stub.calls == ["section", "style"]
-    assert [s["text"] for s in shared["sections"]] == ["kept", "Hello there."]
+    assert [s["text"] for s in shared["job"].sections] == ["kept", "Hello there."]
 
 
 async def test_transient_errors_are_retried_and_permanent_ones_are_not(stub):
     stub.failures = [llm.LLMError("busy", transient=True)]
-    shared = shared_for()
+    shared = await shared_for()
     await create_article_flow(retries=2, wait=0).run_async(shared)
-    assert stub.calls.count("outline") == 2 and shared["article"]
+    assert stub.calls.count("outline") == 2 and shared["job"].article
 
     stub.calls.clear()
     stub.failures = [llm.LLMError("bad key", transient=False)]
     with pytest.raises(llm.LLMError, match="bad key"):
-        await create_article_flow(retries=3, wait=0).run_async(shared_for())
+        await create_article_flow(retries=3, wait=0).run_async(await shared_for())
     assert stub.calls == ["outline"]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from draftline.jobs import Job, TopicError, clean_topic
+from draftline.jobs import Job
+from draftline.topics import TopicError, clean_topic
 
 
 def job_with(**facts) -> Job:

@@ -25,6 +25,7 @@ from draftline import llm, local_model, pocketflow_nodes
 from draftline.config import Settings
 from draftline.outline import fallback_outline, outline_grammar
 from draftline.pocketflow_nodes import GenerateOutline, create_article_flow
+from tests.reporting import Recorder, shared_for
 from tests.sse import wait_for
 
 INSTALLED = local_model.server_installed() and local_model.model_path("auto") is not None
@@ -140,18 +141,17 @@ async def test_the_embedded_models_articles_read_cleanly(restore_llm):
 
     async with running_model():
         for topic in (TOPIC, "How lighthouses work"):
-            shared = {"topic": topic, "outline": None, "sections": [], "article": "",
-                      "report": Report()}  # fmt: skip
+            shared = await shared_for(topic)
             started = time.monotonic()
             await create_article_flow(retries=3, wait=0.5).run_async(shared)
             seconds = time.monotonic() - started
-            figures = measure(shared["article"])
+            figures = measure(shared["job"].article)
             print(f"{topic}: {seconds:.1f} s, {figures}")
             assert figures["repeated_paragraphs"] == 0, figures["flagged"]
             assert figures["repeated_sentences"] <= 1, figures["flagged"]
             assert figures["chatter_lines"] == 0, figures["flagged"]
             assert figures["garbled_titles"] == 0, figures["flagged"]
-            assert figures["words"] >= 150, shared["article"]
+            assert figures["words"] >= 150, shared["job"].article
             # README's median is under 25 s (bench/local_quality.py); this leaves room for a
             # busy machine, where llama.cpp's threads slow down far more than the load suggests.
             assert seconds < 60
@@ -219,19 +219,12 @@ async def test_a_server_that_dies_is_restarted(restore_llm):
 @pytest.mark.anyio
 @needs_model
 async def test_the_small_models_outlines_are_distinct_titles(restore_llm):
-    class Report:
-        def step(self, name):
-            pass
-
-        def outline(self, titles):
-            pass
-
     async with running_model():
         assert llm.backend().grammar and llm.backend().small
         for topic in ("Caring for a houseplant", "The history of the bicycle", TOPIC):
-            shared = {"topic": topic, "outline": None, "report": Report()}
+            shared = await shared_for(topic)
             await GenerateOutline(max_retries=3, wait=0).run_async(shared)
-            titles = shared["outline"]
+            titles = shared["job"].outline
             assert 2 <= len(titles) <= 3, titles
             assert len({t.casefold() for t in titles}) == len(titles), titles
             assert not any(t.casefold() == topic.casefold() or "<" in t for t in titles), titles
@@ -362,24 +355,18 @@ SMALL = llm.Backend("local llama.cpp", "tiny", "http://127.0.0.1:9/v1", True,
                     grammar=True, small=True, concurrency=1)  # fmt: skip
 
 
-class Report:
-    def __init__(self):
-        self.articles: list[str] = []
+class Report(Recorder):
+    """Also counts the sections being written at once."""
+
+    def __init__(self, store, job):
+        super().__init__(store, job)
         self.writing: set[int] = set()
         self.most_writing = 0
 
-    def step(self, name):
-        pass
-
-    def outline(self, titles):
-        pass
-
-    def section(self, index, text, done):
+    async def section(self, index, text, done):
         (self.writing.discard if done else self.writing.add)(index)
         self.most_writing = max(self.most_writing, len(self.writing))
-
-    def article(self, text, done):
-        self.articles.append(text)
+        await super().section(index, text, done)
 
 
 class StubLLM:
@@ -408,41 +395,41 @@ def use(monkeypatch, stub: StubLLM, backend: llm.Backend = SMALL) -> None:
     monkeypatch.setattr(llm, "stream", stub.stream)
 
 
-def shared_for(topic="Tides"):
-    return {"topic": topic, "outline": None, "sections": [], "article": "", "report": Report()}
+def small_shared(topic="Tides"):
+    return shared_for(topic, reporter=Report)
 
 
 @pytest.mark.anyio
 async def test_a_small_model_gets_a_plain_outline_after_retries(monkeypatch):
     stub = StubLLM(outline="The tide is a fascinating topic that has captivated people.")
     use(monkeypatch, stub)
-    shared = shared_for()
+    shared = await small_shared()
     await create_article_flow(retries=3, wait=0).run_async(shared)
     assert len(stub.outline_calls) == 3
-    assert shared["outline"] == fallback_outline("Tides", 3)
+    assert shared["job"].outline == fallback_outline("Tides", 3)
 
 
 @pytest.mark.anyio
 async def test_only_a_grammar_backend_is_sent_the_grammar_and_calls_are_capped(monkeypatch):
     stub = StubLLM(outline="- Tides\n- Moon\n- Moon\n- Shore\n- Waves\n")
     use(monkeypatch, stub)
-    shared = shared_for()
+    shared = await small_shared()
     await create_article_flow(retries=1).run_async(shared)
-    assert shared["outline"] == ["Moon", "Shore", "Waves"]  # topic and repeat dropped, three kept
+    assert shared["job"].outline == ["Moon", "Shore", "Waves"]  # topic and repeat dropped, three kept
     call = stub.outline_calls[0]
     assert "root ::= item{4}" in call["extra_body"]["grammar"]
     assert call["max_tokens"] == pocketflow_nodes.SMALL.outline_tokens
 
     stub.outline_calls.clear()
     use(monkeypatch, stub, llm.Backend("openai", "gpt", "https://example.invalid/v1", True))
-    await create_article_flow(retries=1).run_async(shared_for())
+    await create_article_flow(retries=1).run_async(await small_shared())
     assert "extra_body" not in stub.outline_calls[0]
 
 
 @pytest.mark.anyio
 async def test_a_small_model_writes_one_section_at_a_time(monkeypatch):
     use(monkeypatch, StubLLM(outline="- Moon\n- Shore\n- Waves\n"))
-    shared = shared_for()
+    shared = await small_shared()
     await create_article_flow(concurrency=5, retries=1).run_async(shared)
     assert shared["report"].most_writing == 1
 
@@ -451,14 +438,14 @@ async def test_a_small_model_writes_one_section_at_a_time(monkeypatch):
 async def test_a_small_model_restyles_each_section_under_our_own_headings(monkeypatch):
     section = "## Moon\n\nThe moon pulls the sea. It does so twice a day, and the shore"
     use(monkeypatch, StubLLM(outline="- Moon\n- Shore\n", section=section))
-    shared = shared_for()
+    shared = await small_shared()
     await create_article_flow(retries=1).run_async(shared)
     # The section lost its own heading and the sentence max_tokens cut short.
-    assert shared["sections"][0]["text"] == "The moon pulls the sea."
-    assert shared["article"] == (
+    assert shared["job"].sections[0]["text"] == "The moon pulls the sea."
+    assert shared["job"].article == (
         "# Tides\n\n## Moon\n\nThe moon pulls the sea.\n\n## Shore\n\nThe moon pulls the sea."
     )
-    assert shared["report"].articles[1].startswith("# Tides\n\n## Moon\n\n")  # streamed as it goes
+    assert shared["report"].articles[1][0].startswith("# Tides\n\n## Moon\n\n")  # streamed as it goes
 
 
 @pytest.mark.anyio
@@ -466,17 +453,17 @@ async def test_a_restyle_that_only_summarises_keeps_the_draft(monkeypatch):
     section = "The moon pulls the sea. " * 10
     summary = "Sure! Here it is:\nMoon."
     use(monkeypatch, StubLLM(outline="- Moon\n- Shore\n", section=section, style=summary))
-    shared = shared_for()
+    shared = await small_shared()
     await create_article_flow(retries=1).run_async(shared)
     draft = section.strip()
-    assert shared["article"] == f"# Tides\n\n## Moon\n\n{draft}\n\n## Shore\n\n{draft}"
+    assert shared["job"].article == f"# Tides\n\n## Moon\n\n{draft}\n\n## Shore\n\n{draft}"
 
 
 @pytest.mark.anyio
 async def test_only_a_small_models_prose_calls_stop_at_its_sign_offs(monkeypatch):
     stub = StubLLM(outline="- Moon\n- Shore\n")
     use(monkeypatch, stub, dataclasses.replace(SMALL, prose_body={"repeat_penalty": 1.3}))
-    await create_article_flow(retries=1).run_async(shared_for())
+    await create_article_flow(retries=1).run_async(await small_shared())
     assert len(stub.stream_calls) == 4  # two sections, two restyles
     prose = {"stop": list(pocketflow_nodes.SMALL.prose_stop), "extra_body": {"repeat_penalty": 1.3}}
     assert all(call == prose for call in stub.stream_calls)
@@ -485,7 +472,7 @@ async def test_only_a_small_models_prose_calls_stop_at_its_sign_offs(monkeypatch
 
     stub = StubLLM(outline="- Moon\n- Shore\n")
     use(monkeypatch, stub, llm.Backend("openai", "gpt", "https://example.invalid/v1", True))
-    await create_article_flow(retries=1).run_async(shared_for())
+    await create_article_flow(retries=1).run_async(await small_shared())
     assert stub.stream_calls and all(call == {} for call in stub.stream_calls)
 
 

@@ -1,0 +1,87 @@
+"""Where jobs and their events are kept: the contract every backend keeps, and how to open one.
+
+Routes, the runner and the streams only call `JobStore`'s methods. SQLite (store/sqlite.py) is the
+one-box backend; a backend for several processes implements the same Protocol and passes the same
+contract tests (tests/test_store_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from ..jobs import Event, Job
+
+
+class StorageError(Exception):
+    """The store could not save (disk full, read-only, locked); what it had saved is kept."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(
+            message or "Draftline cannot save right now: its disk is full or read-only. "
+            "Nothing saved so far is lost; free some space, then try again."
+        )
+
+
+class JobStore(Protocol):
+    """Jobs, and each job's compacted event log (the latest event per key)."""
+
+    # Jobs
+
+    async def create(self, topic: str, client: str = "") -> Job:
+        """A new queued job, saved."""
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job, or None for an unknown or malformed id."""
+
+    async def list(self, limit: int = 20, offset: int = 0) -> list[Job]:
+        """Jobs, newest first."""
+
+    async def count(self) -> int: ...
+
+    async def with_status(self, statuses: Iterable[str]) -> list[Job]:
+        """Jobs in any of `statuses`, oldest first."""
+
+    async def count_active(self, client: str) -> int:
+        """Jobs this client has queued or running."""
+
+    async def save(self, job: Job) -> None:
+        """Store the job's facts (a deleted job stays deleted)."""
+
+    async def delete(self, job_id: str) -> bool:
+        """Delete the job and its events, and wake its viewers; False if there was none."""
+
+    # Events
+
+    async def publish(self, job: Job, key: str, name: str, data: str) -> Event:
+        """Save the job and record an event superseding earlier ones with the same key.
+
+        If it cannot be saved, the event still reaches the job's current viewers (so a final
+        `done` still ends their streams), and then StorageError is raised."""
+
+    async def discard_event(self, job_id: str, key: str) -> None:
+        """Forget the job's event with this key (a resumed job's old `done`)."""
+
+    async def events_after(self, job_id: str, seq: int) -> list[Event]:
+        """The job's latest event per key with a seq above `seq`, in seq order."""
+
+    async def is_live(self, job_id: str) -> bool:
+        """Running now: it has published since it started, but not `done`, and is not deleted."""
+
+    async def wait_for_events(self, job_id: str, seq: int) -> None:
+        """Return once the job has an event newer than `seq`, or is deleted."""
+
+    # The store itself
+
+    async def check_writable(self) -> None:
+        """Write something small, or raise StorageError: what /healthz asks."""
+
+    async def close(self) -> None: ...
+
+
+def open_store(url: str) -> JobStore:
+    """The backend DRAFTLINE_STORE names: `sqlite:///relative/path.db` or `sqlite:////abs.db`."""
+    from ..config import sqlite_path
+    from .sqlite import SQLiteJobStore
+
+    return SQLiteJobStore(sqlite_path(url))
