@@ -7,6 +7,7 @@ rather than in a worker thread: that keeps event order trivially correct.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -53,11 +54,13 @@ CREATE TABLE IF NOT EXISTS health (
 );
 """
 
-_COLUMNS = (
-    "id, topic, status, step, outline, sections, article, error, "
-    "created_at, updated_at, last_seq, client, queue_position"
-)
-_MARKS = ",".join("?" * len(_COLUMNS.split(",")))
+# One column per field of Job, so a new fact needs no change here: a database from before it
+# gets the column at start-up (NULL in old rows reads as the field's default). Lists and dicts
+# are stored as JSON.
+_FIELDS = dataclasses.fields(Job)
+_JSON = frozenset(f.name for f in _FIELDS if str(f.type).startswith(("list", "dict")))
+_COLUMNS = ", ".join(f.name for f in _FIELDS)
+_MARKS = ",".join("?" * len(_FIELDS))
 _INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_MARKS})"
 # Every column from the same row tuple; a deleted job stays deleted (no upsert).
 _UPDATE = f"UPDATE jobs SET ({_COLUMNS}) = ({_MARKS}) WHERE id = ?"
@@ -77,10 +80,16 @@ class SQLiteJobStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
         self.bus = bus or LocalBus()
         # Running jobs' compacted event logs, mirrored in memory so that waking a thousand viewers
         # costs no queries. A job leaves it when it publishes `done`; the database stays the truth.
         self._live: dict[str, dict[str, Event]] = {}
+
+    def _add_missing_columns(self) -> None:
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name in (f.name for f in _FIELDS if f.name not in have):
+            self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name}")
 
     async def close(self) -> None:
         self._db.close()
@@ -227,36 +236,19 @@ class SQLiteJobStore:
 
 
 def _row(job: Job) -> tuple:
-    return (
-        job.id,
-        job.topic,
-        job.status,
-        job.step,
-        json.dumps(job.outline) if job.outline is not None else None,
-        json.dumps(job.sections),
-        job.article,
-        job.error,
-        job.created_at,
-        job.updated_at,
-        job.last_seq,
-        job.client,
-        job.queue_position,
-    )
+    record = job.to_record()
+    return tuple(
+        json.dumps(record[f.name]) if f.name in _JSON and record[f.name] is not None
+        else record[f.name]
+        for f in _FIELDS
+    )  # fmt: skip
 
 
 def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        topic=row["topic"],
-        status=row["status"],
-        step=row["step"],
-        outline=json.loads(row["outline"]) if row["outline"] is not None else None,
-        sections=json.loads(row["sections"]),
-        article=row["article"],
-        error=row["error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        last_seq=row["last_seq"],
-        client=row["client"],
-        queue_position=row["queue_position"],
-    )
+    facts = {}
+    for f in _FIELDS:
+        value = row[f.name]
+        if value is None and "None" not in str(f.type):  # a column added after this row
+            continue  # the field's default
+        facts[f.name] = json.loads(value) if f.name in _JSON and value is not None else value
+    return Job(**facts)
