@@ -30,7 +30,7 @@ from .jobs import Job
 from .runner import JobRunner, JobStateError, TooManyJobs
 from .store import StorageError, open_store
 from .streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
-from .topics import MAX_TOPIC_LENGTH, TopicError, clean_topic
+from .brief import MAX_TOPIC_LENGTH, TopicError, clean_topic
 
 settings = Settings.from_env()
 gate = security.Gate(settings.password) if settings.password else None

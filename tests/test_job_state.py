@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from draftline.jobs import Job
-from draftline.topics import TopicError, clean_topic
+from draftline.brief import TopicError, clean_topic
 
 
 def job_with(**facts) -> Job:

@@ -1,0 +1,149 @@
+"""What a person asks for: a topic, and how to write about it. Checked before anything is stored.
+
+Every check says what to fix, and names the field it belongs to, so a form can show the message
+beside that field and the API can answer 422 with it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MAX_TOPIC_LENGTH = 200
+MAX_AUDIENCE_LENGTH = 100
+MAX_LANGUAGE_LENGTH = 40
+# Invisible format characters (Unicode category Cf) are refused: bidi overrides and isolates can
+# make a topic display as other text in the history. Only the joiners are kept, which emoji
+# sequences (👩‍💻) and Persian or Indic writing need, and which cannot reorder text.
+JOINERS = frozenset("\u200c\u200d")
+
+
+@dataclass(frozen=True)
+class Length:
+    label: str
+    sections: int  # at most this many sections (a small model writes fewer)
+    words: int  # about this many words per section
+
+
+LENGTHS = {
+    "short": Length("Short", sections=3, words=150),
+    "medium": Length("Medium", sections=5, words=250),
+    "long": Length("Long", sections=7, words=400),
+}
+# A tone's name, and how the prompts put it.
+TONES = {
+    "warm": "warm and conversational",
+    "neutral": "clear and neutral",
+    "formal": "formal and precise",
+    "playful": "playful and light-hearted",
+    "technical": "technical and exact, for practitioners",
+}
+
+
+class BriefError(ValueError):
+    """One or more fields we cannot write from: `errors` maps each field to what to fix."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(next(iter(errors.values())))
+        self.errors = errors
+
+
+class TopicError(BriefError):
+    """A topic we cannot write about; the message is shown next to the field."""
+
+    def __init__(self, message: str):
+        super().__init__({"topic": message})
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to write the article; the defaults are what Draftline always did."""
+
+    length: str = "medium"
+    tone: str = "warm"
+    audience: str = ""  # free text: "nurses", "ten-year-olds"
+    language: str = ""  # free text: "French"; empty means the topic's own language
+    review_outline: bool = False  # stop after the outline until a person approves it
+
+    @property
+    def size(self) -> Length:
+        return LENGTHS[self.length]
+
+    @property
+    def tone_words(self) -> str:
+        return TONES[self.tone]
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | None) -> "Options":
+        known = {name: value for name, value in (record or {}).items() if name in OPTION_NAMES}
+        return cls(**known)
+
+
+OPTION_NAMES = frozenset(Options.__dataclass_fields__)
+
+
+def clean_topic(raw: str) -> str:
+    """Collapse whitespace and check the topic, or raise TopicError saying what to fix."""
+    topic = " ".join(raw.split())
+    if not topic:
+        raise TopicError("Please enter a topic.")
+    if problem := _line_problem(topic, "topic", MAX_TOPIC_LENGTH):
+        raise TopicError(problem)
+    return topic
+
+
+def clean_options(raw: Mapping[str, Any]) -> Options:
+    """Options from a form's or a JSON body's fields (missing ones keep their defaults), or a
+    BriefError naming every field that is wrong."""
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, choices in (("length", LENGTHS), ("tone", TONES)):
+        value = raw.get(name)
+        if value in (None, ""):
+            continue
+        if value not in choices:
+            errors[name] = f"Choose the {name} from: {', '.join(choices)}."
+        else:
+            values[name] = value
+    for name, limit in (("audience", MAX_AUDIENCE_LENGTH), ("language", MAX_LANGUAGE_LENGTH)):
+        value = raw.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors[name] = f"The {name} must be text."
+            continue
+        value = " ".join(value.split())
+        if problem := _line_problem(value, name, limit):
+            errors[name] = problem
+        else:
+            values[name] = value
+    review = raw.get("review_outline")
+    if review is not None:
+        if isinstance(review, bool):
+            values["review_outline"] = review
+        elif review in ("on", "true", "1", ""):  # an HTML checkbox sends "on"
+            values["review_outline"] = review != ""
+        else:
+            errors["review_outline"] = "review_outline must be true or false."
+    if errors:
+        raise BriefError(errors)
+    return Options(**values)
+
+
+def _line_problem(text: str, what: str, limit: int) -> str | None:
+    """What is wrong with one line of text a person typed, or None."""
+    if len(text) > limit:
+        return f"Please keep the {what} to {limit} characters (this one has {len(text)})."
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in text):
+        return f"The {what} contains control or unprintable characters; please retype it."
+    if any(unicodedata.category(ch) == "Cf" and ch not in JOINERS for ch in text):
+        return (
+            f"The {what} contains invisible formatting characters (such as right-to-left "
+            "overrides), which can make it display as something else; please retype it."
+        )
+    return None
