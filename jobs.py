@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .brief import Options
+
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINAL_STATUSES = frozenset({"done", "failed", "cancelled", "interrupted"})
 STEPS = (("outline", "Outline"), ("sections", "Sections"), ("style", "Style"))
@@ -46,6 +48,12 @@ class Job:
     last_seq: int = 0
     client: str = ""
     queue_position: int | None = None  # 1 = next to start; set while queued
+    options: dict = field(default_factory=dict)  # brief.Options as a record: length, tone, ...
+    usage: dict = field(default_factory=dict)  # tokens paid for: prompt_tokens, completion_tokens
+
+    @property
+    def brief(self) -> Options:
+        return Options.from_record(self.options)
 
     @property
     def is_final(self) -> bool:
@@ -134,6 +142,9 @@ class Job:
             "sections": [{"title": s["title"], "text": s["text"]} for s in self.sections],
             "article": self.article,
             "error": self.error,
+            "options": self.brief.to_record(),
+            "usage": {"prompt_tokens": self.usage.get("prompt_tokens", 0),
+                      "completion_tokens": self.usage.get("completion_tokens", 0)},  # fmt: skip
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
@@ -150,3 +161,18 @@ class Event:
     name: str
     data: str
     published_at: float = 0.0  # unix time, sent as an SSE comment so delivery delay can be measured
+
+
+@dataclass(frozen=True)
+class Version:
+    """One numbered state of a finished article: styled, regenerated, edited or restored."""
+
+    n: int
+    kind: str  # what made it, as a person reads it: "styled", "edited", "restored v2", ...
+    created_at: float
+    article: str
+
+    def to_api(self) -> dict:
+        return {"n": self.n, "kind": self.kind, "created_at": _iso(self.created_at),
+                "words": len(self.article.split()), "article": self.article}  # fmt: skip
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from ..jobs import Event, Job
+from ..jobs import Event, Job, Version
 
 
 class StorageError(Exception):
@@ -28,7 +28,7 @@ class JobStore(Protocol):
 
     # Jobs
 
-    async def create(self, topic: str, client: str = "") -> Job:
+    async def create(self, topic: str, client: str = "", options: dict | None = None) -> Job:
         """A new queued job, saved."""
 
     async def get(self, job_id: str) -> Job | None:
@@ -70,6 +70,14 @@ class JobStore(Protocol):
 
     async def wait_for_events(self, job_id: str, seq: int) -> None:
         """Return once the job has an event newer than `seq`, or is deleted."""
+
+    # Versions of the finished article
+
+    async def add_version(self, job_id: str, kind: str, article: str) -> Version:
+        """Keep `article` as the job's next numbered version (1, 2, ...)."""
+
+    async def versions(self, job_id: str) -> list[Version]:
+        """The job's versions, oldest first (none for an unknown job)."""
 
     # The store itself
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..jobs import JOB_ID, Event, Job, new_job_id
+from ..jobs import JOB_ID, Event, Job, Version, new_job_id
 from . import StorageError
 from .bus import EventBus, LocalBus
 
@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (job_id, seq)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (job_id, key);
+CREATE TABLE IF NOT EXISTS versions (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    n INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    article TEXT NOT NULL,
+    PRIMARY KEY (job_id, n)
+);
 CREATE TABLE IF NOT EXISTS health (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     checked_at REAL NOT NULL
@@ -96,8 +104,8 @@ class SQLiteJobStore:
 
     # Jobs
 
-    async def create(self, topic: str, client: str = "") -> Job:
-        job = Job(id=new_job_id(), topic=topic, client=client)
+    async def create(self, topic: str, client: str = "", options: dict | None = None) -> Job:
+        job = Job(id=new_job_id(), topic=topic, client=client, options=dict(options or {}))
         with self._writing():
             self._db.execute(_INSERT, _row(job))
         return job
@@ -183,6 +191,22 @@ class SQLiteJobStore:
         with self._writing():
             self._db.execute("DELETE FROM events WHERE job_id = ? AND key = ?", (job_id, key))
         self._live.get(job_id, {}).pop(key, None)
+
+    # Versions
+
+    async def add_version(self, job_id: str, kind: str, article: str) -> Version:
+        with self._writing():
+            (n,) = self._db.execute("SELECT COALESCE(MAX(n), 0) + 1 FROM versions WHERE job_id = ?",
+                                    (job_id,)).fetchone()  # fmt: skip
+            version = Version(n, kind, time.time(), article)
+            self._db.execute("INSERT INTO versions (job_id, n, kind, created_at, article) "
+                             "VALUES (?,?,?,?,?)", (job_id, n, kind, version.created_at, article))
+        return version
+
+    async def versions(self, job_id: str) -> list[Version]:
+        rows = self._db.execute("SELECT n, kind, created_at, article FROM versions "
+                                "WHERE job_id = ? ORDER BY n", (job_id,))  # fmt: skip
+        return [Version(*row) for row in rows]
 
     async def check_writable(self) -> None:
         """Write something small, or raise StorageError: what /healthz asks."""

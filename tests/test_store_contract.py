@@ -180,12 +180,40 @@ async def test_waiting_viewers_wake_when_the_job_is_deleted(store):
     await asyncio.wait_for(waiting, 2)
 
 
+# Versions
+
+
+async def test_versions_are_numbered_per_job_and_kept_in_order(store):
+    job, other = await store.create("Tides"), await store.create("Other")
+    first = await store.add_version(job.id, "styled", "# One")
+    await store.add_version(other.id, "styled", "# Other")
+    second = await store.add_version(job.id, "edited", "# Two")
+    assert (first.n, second.n) == (1, 2)
+    assert [(v.n, v.kind, v.article) for v in await store.versions(job.id)] == [
+        (1, "styled", "# One"), (2, "edited", "# Two")]  # fmt: skip
+    assert [v.n for v in await store.versions(other.id)] == [1]
+    assert await store.versions("unknownjob1") == []
+
+
+async def test_deleting_a_job_deletes_its_versions(store):
+    job = await store.create("Tides")
+    await store.add_version(job.id, "styled", "# One")
+    await store.delete(job.id)
+    assert await store.versions(job.id) == []
+
+
+async def test_a_job_keeps_its_options(store):
+    job = await store.create("Tides", options={"length": "short", "tone": "formal"})
+    assert (await store.get(job.id)).brief.length == "short"
+
+
 # The store itself
 
 
 async def test_a_restart_keeps_jobs_and_their_events(opener):
     first = opener()
     job = await finished(first, "Tides")
+    await first.add_version(job.id, "styled", job.article)
     running = await first.create("Still going")
     running.status = "running"
     await first.publish(running, "job", "update", running.event_data("job"))
@@ -194,6 +222,7 @@ async def test_a_restart_keeps_jobs_and_their_events(opener):
     try:
         assert (await again.get(job.id)).to_record() == job.to_record()
         assert [e.name for e in await again.events_after(job.id, 0)] == ["done"]
+        assert [v.article for v in await again.versions(job.id)] == [job.article]
         assert [j.id for j in await again.with_status(["running"])] == [running.id]
         assert [e.key for e in await again.events_after(running.id, 0)] == ["job"]
     finally:
