@@ -30,7 +30,10 @@ from .jobs import Job
 from .runner import JobRunner, JobStateError, TooManyJobs
 from .store import StorageError, open_store
 from .streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
-from .brief import MAX_TOPIC_LENGTH, TopicError, clean_topic
+from .brief import (
+    LENGTHS, MAX_AUDIENCE_LENGTH, MAX_LANGUAGE_LENGTH, MAX_TOPIC_LENGTH, OPTION_NAMES, TONES,
+    BriefError, Options, clean_brief,
+)  # fmt: skip
 
 settings = Settings.from_env()
 gate = security.Gate(settings.password) if settings.password else None
@@ -54,11 +57,15 @@ def render(request: Request, name: str, status_code: int = 200, **context) -> Re
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-async def render_form(request: Request, topic: str = "", error: str = "", status_code: int = 200):
-    """The home page; for htmx, just the form, redrawn with its message beside the field."""
-    context = {"topic": topic[:MAX_TOPIC_LENGTH], "error": error, "suggestions": SUGGESTIONS,
-               "max_topic": MAX_TOPIC_LENGTH}  # fmt: skip
-    if error and "HX-Request" in request.headers:
+async def render_form(request: Request, topic: str = "", options: dict | None = None,
+                      errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    """The home page; for htmx, just the form, redrawn with each message beside its field."""
+    default = Options().to_record()
+    context = {"topic": topic[:MAX_TOPIC_LENGTH], "errors": errors or {}, "suggestions": SUGGESTIONS,
+               "options": {**default, **(options or {})}, "default_options": default,
+               "lengths": LENGTHS, "tones": TONES, "max_topic": MAX_TOPIC_LENGTH,
+               "max_audience": MAX_AUDIENCE_LENGTH, "max_language": MAX_LANGUAGE_LENGTH}  # fmt: skip
+    if errors and "HX-Request" in request.headers:
         response = render(request, "_form.html", status_code, **context)
         response.headers.update({"HX-Retarget": "#topic-form", "HX-Reswap": "outerHTML"})
         return response
@@ -83,11 +90,13 @@ async def home(request: Request) -> Response:
 async def create_job(request: Request) -> Response:
     form = await read_form(request)
     raw = next((v for v in reversed(form.get("topic", [])) if v.strip()), "")  # a suggestion wins
+    fields = {name: last(form, name) for name in OPTION_NAMES if name in form}
     try:
-        job = await start_job(request, clean_topic(raw))
-    except (TopicError, TooManyJobs, StorageError) as exc:
-        code = {TopicError: 422, TooManyJobs: 429, StorageError: 503}[type(exc)]
-        return await render_form(request, topic=raw, error=str(exc), status_code=code)
+        job = await start_job(request, *clean_brief(raw, fields))
+    except (BriefError, TooManyJobs, StorageError) as exc:
+        errors = exc.errors if isinstance(exc, BriefError) else {"topic": str(exc)}
+        code = 422 if isinstance(exc, BriefError) else 429 if isinstance(exc, TooManyJobs) else 503
+        return await render_form(request, raw, fields, errors, status_code=code)
     url = f"/jobs/{job.id}"  # a path, never built from the Host header
     if "HX-Request" in request.headers:
         response = render(request, "_job.html", job=job)
@@ -191,9 +200,9 @@ async def api_create_job(request: Request) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("topic"), str):
         raise HTTPException(422, 'Send {"topic": "..."} with the topic as a string.')
     try:
-        job = await start_job(request, clean_topic(body["topic"]))
-    except TopicError as exc:
-        raise HTTPException(422, str(exc)) from None
+        job = await start_job(request, *clean_brief(body["topic"], body))
+    except BriefError as exc:
+        return JSONResponse({"error": str(exc), "errors": exc.errors}, status_code=422)
     return JSONResponse(job.to_api(), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
 
@@ -240,8 +249,9 @@ async def healthz(request: Request) -> Response:
 # Helpers
 
 
-async def start_job(request: Request, topic: str) -> Job:
-    return await request.app.state.runner.submit(topic, security.client_address(request))
+async def start_job(request: Request, topic: str, options: Options) -> Job:
+    client = security.client_address(request)
+    return await request.app.state.runner.submit(topic, client, options)
 
 
 def last(form: dict[str, list[str]], name: str) -> str:

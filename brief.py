@@ -97,6 +97,23 @@ def clean_topic(raw: str) -> str:
     return topic
 
 
+def clean_brief(topic: str, fields: Mapping[str, Any]) -> tuple[str, Options]:
+    """The topic and options checked together: a BriefError names every bad field at once."""
+    errors: dict[str, str] = {}
+    options = Options()
+    try:
+        topic = clean_topic(topic)
+    except BriefError as exc:
+        errors.update(exc.errors)
+    try:
+        options = clean_options(fields)
+    except BriefError as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise BriefError(errors)
+    return topic, options
+
+
 def clean_options(raw: Mapping[str, Any]) -> Options:
     """Options from a form's or a JSON body's fields (missing ones keep their defaults), or a
     BriefError naming every field that is wrong."""

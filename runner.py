@@ -15,6 +15,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from .brief import Options
 from .config import Settings
 from .jobs import Job
 from .llm import LLMError
@@ -112,9 +113,9 @@ class JobRunner:
 
     # Actions
 
-    async def submit(self, topic: str, client: str) -> Job:
+    async def submit(self, topic: str, client: str, options: Options | None = None) -> Job:
         await self._admit(client)
-        job = await self.store.create(topic, client)
+        job = await self.store.create(topic, client, (options or Options()).to_record())
         self._start(job)
         return job
 

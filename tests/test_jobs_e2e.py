@@ -93,7 +93,10 @@ def test_json_api_returns_the_documented_fields(client, llm):
     assert job["topic"] == "Why the sky is blue"
     assert job["status"] in ("queued", "running")
     assert set(job) == {"id", "topic", "status", "progress", "step", "outline", "sections",
-                        "article", "error", "created_at", "updated_at"}  # fmt: skip
+                        "article", "error", "options", "usage", "created_at",
+                        "updated_at"}  # fmt: skip
+    assert job["options"] == {"length": "medium", "tone": "warm", "audience": "", "language": "",
+                              "review_outline": False}  # fmt: skip
     read_events(client, job["id"])
     assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "done"
 
