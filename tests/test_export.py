@@ -1,15 +1,18 @@
-"""Exports: a standalone web page of an article, and the file names of its downloads.
+"""Exports: a standalone web page and a Word document of an article, and their file names.
 
-The article is LLM output: raw HTML stays text, pictures are dropped, and only absolute http,
-https and mailto links are links.
+The article is LLM output: in both formats raw HTML stays text, pictures are dropped, and only
+absolute http, https and mailto links are links.
 """
 
 from __future__ import annotations
 
+import io
 import re
 
+import docx
 import pytest
-from hypothesis import given
+from docx.oxml.ns import qn
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from draftline import export
@@ -65,6 +68,10 @@ def tags(html: str) -> list[tuple[str, dict]]:
     return parser.tags
 
 
+def open_docx(data: bytes) -> docx.document.Document:
+    return docx.Document(io.BytesIO(data))
+
+
 # The web page
 
 
@@ -104,6 +111,92 @@ def test_html_export_shows_the_title_once_whether_or_not_the_article_has_one():
     untitled = export.article_html("Tide <pools>", "Just a paragraph.")
     assert untitled.count("<h1") == 1 and "<h1>Tide &lt;pools&gt;</h1>" in untitled
     assert "<title>Tide &lt;pools&gt;</title>" in untitled
+
+
+# The Word document
+
+
+def test_docx_uses_words_own_heading_list_quote_and_code_styles():
+    document = open_docx(export.article_docx("Tide pools", ARTICLE))
+    styles = [(p.style.name, p.text) for p in document.paragraphs]
+    assert styles[0] == ("Title", "Tide pools: a small world")
+    for expected in [("Heading 2", "What lives there"), ("Heading 3", "A table"),
+                     ("List Bullet", "Crabs"), ("List Bullet 2", "Ochre stars"),
+                     ("List Bullet 3", "Purple ones"), ("List Number", "Go at low tide."),
+                     ("Quote", "Leave every stone as you found it."),
+                     ("Source Code", "tide --low")]:  # fmt: skip
+        assert expected in styles, expected
+    assert document.core_properties.title == "Tide pools"
+    assert document.core_properties.author == ""  # not the template's "python-docx"
+
+
+def test_docx_numbers_each_list_from_its_own_start():
+    data = export.article_docx("Lists", "1. a\n2. b\n\ntext\n\n1. c\n\nmore\n\n7. d\n8. e\n")
+    document = open_docx(data)
+    numbered = [p for p in document.paragraphs if p.style.name == "List Number"]
+    num_ids = [p._p.pPr.numPr.numId.val for p in numbered]
+    assert num_ids[0] == num_ids[1] and len({num_ids[0], num_ids[2], num_ids[3]}) == 3
+    assert num_ids[3] == num_ids[4]
+    numbering = document.part.numbering_part.element
+    starts = [numbering.num_having_numId(n).lvlOverride_lst[0].startOverride.val
+              for n in dict.fromkeys(num_ids)]  # fmt: skip
+    assert starts == [1, 1, 7]
+
+
+def test_docx_has_a_real_table_with_the_markdown_cells_and_a_bold_header():
+    document = open_docx(export.article_docx("Tide pools", ARTICLE))
+    (table,) = document.tables
+    assert [[cell.text for cell in row.cells] for row in table.rows] == [
+        ["Creature", "Legs"], ["Crab", "10"], ["Starfish", "5"]
+    ]  # fmt: skip
+    assert all(run.bold for cell in table.rows[0].cells for run in cell.paragraphs[0].runs)
+    assert table.rows[0]._tr.trPr.find(qn("w:tblHeader")) is not None  # repeats on each page
+    assert table.rows[1].cells[1].paragraphs[0].alignment == 2  # right, as `--:` asked
+
+
+def test_docx_keeps_bold_italic_and_code_runs():
+    document = open_docx(export.article_docx("Tide pools", ARTICLE))
+    runs = [run for p in document.paragraphs for run in p.runs]
+    assert any(run.text == "crabs" and run.bold for run in runs)
+    assert any(run.text == "anemones" and run.italic for run in runs)
+    code = next(run for run in runs if run.text == "Pisaster ochraceus")
+    assert code.style.name == "Verbatim Char" and code.style.font.name == "Consolas"
+
+
+def test_docx_links_safe_addresses_and_keeps_raw_html_and_hostile_links_as_text():
+    document = open_docx(export.article_docx("Tide pools", ARTICLE))
+    links = [(h.text, h.address) for p in document.paragraphs for h in p.hyperlinks]
+    assert links == [("the guide", "https://example.com/guide?a=1&b=2"),
+                     ("write to us", "mailto:pools@example.com")]  # fmt: skip
+    targets = [rel.target_ref for rel in document.part.rels.values() if rel.is_external]
+    assert not [t for t in targets if "javascript" in t.lower()]
+    hostile = next(p.text for p in document.paragraphs if p.text.startswith("Hostile"))
+    assert '<script>alert(1)</script> <img src=x onerror="alert(2)">' in hostile
+    assert "[click me](javascript:alert(3))" in hostile
+
+
+def test_docx_drops_pictures_and_draws_rules():
+    document = open_docx(export.article_docx("Tide pools", ARTICLE))
+    assert not document.inline_shapes
+    assert not [p for p in document.paragraphs if "tracker" in p.text or "pixel" in p.text]
+    rules = [p for p in document.paragraphs if p._p.pPr is not None
+             and p._p.pPr.find(qn("w:pBdr")) is not None]  # fmt: skip
+    assert len(rules) == 1
+
+
+def test_docx_gives_an_untitled_article_its_title():
+    document = open_docx(export.article_docx("Tide pools", "Just a paragraph."))
+    assert [(p.style.name, p.text) for p in document.paragraphs] == [
+        ("Title", "Tide pools"), ("Normal", "Just a paragraph.")
+    ]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(max_size=300))
+@example("a\x00b **\x0bc** `\x1b[31m` \ud800 \ufffe | x |\n|---|\n| \x07 |")
+def test_docx_is_written_for_any_text_even_characters_xml_cannot_hold(text):
+    document = open_docx(export.article_docx(f"Topic {text[:20]}", text))
+    assert document.paragraphs  # at least its title
 
 
 # File names
