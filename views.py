@@ -9,6 +9,7 @@ through `markdown()`.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -29,19 +30,29 @@ _ALLOWED_TAGS = {
 }  # fmt: skip
 # No images: a picture in LLM output would make the reader's browser fetch an arbitrary URL.
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
+ABSOLUTE_LINK = re.compile(r"(https?|mailto):", re.IGNORECASE)
 
 
-def markdown(text: str) -> Markup:
-    """Untrusted Markdown to sanitized HTML: no scripts, no handlers, no hx-* attributes."""
+def markdown(text: str, *, standalone: bool = False) -> Markup:
+    """Untrusted Markdown to sanitized HTML: no scripts, no handlers, no hx-* attributes.
+
+    `standalone` is for a file read away from this server (an export), where a relative link
+    leads nowhere, or with `//host/share` to a file share: only absolute links stay links.
+    """
     html = _markdown.render(text or "")
     clean = nh3.clean(
         html,
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
+        attribute_filter=_absolute_links_only if standalone else None,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
     return Markup(clean)
+
+
+def _absolute_links_only(tag: str, attribute: str, value: str) -> str | None:
+    return None if attribute == "href" and not ABSOLUTE_LINK.match(value) else value
 
 
 def age(timestamp: float) -> str:
