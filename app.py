@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sys
 from urllib.parse import parse_qsl
 
@@ -24,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import llm, local_model, security, views
+from . import export, llm, local_model, security, views
 from .config import Settings
 from .jobs import Job
 from .runner import JobRunner, JobStateError, TooManyJobs
@@ -146,16 +145,27 @@ async def job_events_stream(request: Request) -> Response:
     return ReleasedAfter(response, release)
 
 
-async def article_markdown(request: Request) -> Response:
+# The finished article as a file: Markdown as written, a standalone HTML page, a Word document.
+DOWNLOADS = {
+    "md": ("text/markdown; charset=utf-8", lambda job: (job.article + "\n").encode()),
+    "html": ("text/html; charset=utf-8",
+             lambda job: export.article_html(job.topic, job.article).encode()),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+             lambda job: export.article_docx(job.topic, job.article)),
+}  # fmt: skip
+
+
+async def article_download(request: Request) -> Response:
     job = await get_job(request)
     if job.status != "done":
         raise HTTPException(409, "This article is not finished yet.")
-    slug = re.sub(r"[^a-z0-9]+", "-", job.topic.lower()).strip("-")[:60] or "article"
-    return Response(
-        job.article + "\n",
-        media_type="text/markdown; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{slug}.md"'},
-    )
+    extension = request.path_params["extension"]
+    if extension not in DOWNLOADS:
+        raise HTTPException(404, "Articles download as .md, .html or .docx.")
+    media_type, make = DOWNLOADS[extension]
+    name = export.filename(job.topic, extension)
+    return Response(make(job), media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 
 
 async def login_page(request: Request) -> Response:
@@ -338,7 +348,7 @@ routes = [
     Route("/jobs", create_job, methods=["POST"]),
     Route("/jobs/{job_id}", job_page, name="job_page"),
     Route("/jobs/{job_id}/events", job_events_stream),
-    Route("/jobs/{job_id}/article.md", article_markdown),
+    Route("/jobs/{job_id}/article.{extension}", article_download),
     Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
     Route("/jobs/{job_id}/resume", resume_job, methods=["POST"]),
     Route("/jobs/{job_id}/delete", delete_job, methods=["POST"]),

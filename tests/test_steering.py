@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
+import docx
+
 from tests.sse import read_events
 
 
@@ -55,3 +59,24 @@ def test_the_form_offers_the_options_without_javascript(client):
     for name in ("length", "tone", "audience", "language", "review_outline"):
         assert f'name="{name}"' in page
     assert '<form method="post" action="/jobs"' in page  # a plain form post, without htmx
+
+
+def test_a_finished_article_downloads_as_markdown_html_and_word(client, llm):
+    job = client.post("/api/jobs", json={"topic": "Crème brûlée at home"}).json()
+    assert client.get(f"/jobs/{job['id']}/article.html").status_code == 409  # not finished yet
+    read_events(client, job["id"])
+    article = client.get(f"/api/jobs/{job['id']}").json()["article"]
+    page = client.get(f"/jobs/{job['id']}").text
+    for extension in ("md", "html", "docx"):
+        assert f'href="/jobs/{job["id"]}/article.{extension}" download' in page
+    md = client.get(f"/jobs/{job['id']}/article.md")
+    assert md.text == article + "\n"
+    assert md.headers["content-disposition"] == 'attachment; filename="creme-brulee-at-home.md"'
+    html = client.get(f"/jobs/{job['id']}/article.html")
+    assert html.headers["content-type"].startswith("text/html")
+    assert html.text.startswith("<!doctype html>") and "<script" not in html.text
+    word = client.get(f"/jobs/{job['id']}/article.docx")
+    assert word.headers["content-disposition"].endswith('.docx"')
+    text = "\n".join(p.text for p in docx.Document(io.BytesIO(word.content)).paragraphs)
+    assert article.splitlines()[-1].strip()[:20] in text
+    assert client.get(f"/jobs/{job['id']}/article.pdf").status_code == 404
