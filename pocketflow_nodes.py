@@ -14,11 +14,13 @@ article it writes a summary instead.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import tenacity
 from pocketflow import AsyncFlow, AsyncNode, AsyncParallelBatchNode
 
 from . import llm
@@ -76,32 +78,80 @@ class Reporter(Protocol):
     async def article(self, text: str, done: bool) -> None: ...
 
 
-class RetryingNode(AsyncNode):
-    """Retries transient failures with exponential backoff, honouring a provider's Retry-After.
+MAX_WAIT = 60.0  # seconds: the longest backoff, and the most of a Retry-After we honour
 
+
+class RetryingNode(AsyncNode):
+    """A node whose `exec_async`, decorated with `@retried`, is tried again through tenacity
+    when trying again may help (`worth_retrying`: a transient `LLMError`, an unreadable outline),
+    `attempts` tries in all, after a backoff from `wait` or the provider's Retry-After.
+
+    PocketFlow's own retry loop stays at its default single try (`max_retries=1`): retrying
+    happens inside `exec_async`, so PocketFlow's `exec_fallback_async` still gets the last
+    failure, and a batch node, whose `exec_async` handles one item, retries each item alone.
     This is the one retry layer: the openai client's own retries are off (llm.py).
     """
 
-    def __init__(self, max_retries: int = 3, wait: float = 1.0):
-        super().__init__(max_retries=max_retries, wait=wait)
+    sleep = staticmethod(asyncio.sleep)  # how a backoff waits; tests record the waits instead
 
-    async def _exec(self, prep_res: Any) -> Any:
-        for attempt in range(self.max_retries):
-            try:
-                return await self.exec_async(prep_res)
-            except (llm.LLMError, OutlineError) as exc:
-                transient = isinstance(exc, OutlineError) or exc.transient
-                if not transient or attempt == self.max_retries - 1:
-                    return await self.exec_fallback_async(prep_res, exc)
-                delay = backoff(attempt, self.wait, getattr(exc, "retry_after", None))
-                log.warning("%s: %s; retrying in %.1f s", type(self).__name__, exc, delay)
-                await asyncio.sleep(delay)
+    def __init__(self, attempts: int = 3, wait: float = 1.0):
+        super().__init__()
+        self.attempts = attempts
+        self.backoff = backoff(wait)
+
+    def retrying(self) -> tenacity.AsyncRetrying:
+        """A new retry loop for one call: tenacity keeps a call's state in it, and sections
+        are written concurrently. Cancellation is never retried: `worth_retrying` refuses it."""
+        return tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(worth_retrying),
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=self.backoff,
+            sleep=self.sleep,
+            before_sleep=self.log_retry,
+            reraise=True,  # the last failure itself, for exec_fallback_async and the runner
+        )
+
+    def log_retry(self, state: tenacity.RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", type(self).__name__,
+                    failure, wait, state.attempt_number + 1, self.attempts)  # fmt: skip
 
 
-def backoff(attempt: int, base: float, retry_after: float | None = None) -> float:
-    if retry_after is not None:
-        return min(retry_after, 60.0)
-    return base * 2**attempt * random.uniform(0.75, 1.25)
+Node = TypeVar("Node", bound=RetryingNode)
+Result = TypeVar("Result")
+
+
+def retried(
+    exec_async: Callable[[Node, Any], Awaitable[Result]],
+) -> Callable[[Node, Any], Awaitable[Result]]:
+    """Run a RetryingNode's `exec_async` in the node's retry loop."""
+
+    @functools.wraps(exec_async)
+    async def exec_with_retries(self: Node, prep_res: Any) -> Result:
+        return await self.retrying()(exec_async, self, prep_res)
+
+    return exec_with_retries
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """Whether trying again may help: never for a cancellation or a bug, only for a transient
+    LLM failure or a reply we could not read as an outline."""
+    return isinstance(exc, OutlineError) or (isinstance(exc, llm.LLMError) and exc.transient)
+
+
+def backoff(wait: float) -> Callable[[tenacity.RetryCallState], float]:
+    """The wait before the next try: the provider's Retry-After if the failure carries one,
+    else `wait` doubled at each try plus up to half of `wait` at random, so that sections
+    that failed together do not all come back at once. Never more than MAX_WAIT."""
+    exponential = tenacity.wait_exponential(multiplier=wait) + tenacity.wait_random(0, wait / 2)
+
+    def before_next_try(state: tenacity.RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(failure, "retry_after", None)
+        return min(exponential(state) if retry_after is None else retry_after, MAX_WAIT)
+
+    return before_next_try
 
 
 class GenerateOutline(RetryingNode):
@@ -112,6 +162,7 @@ class GenerateOutline(RetryingNode):
             return None
         return job.topic, shared["report"]
 
+    @retried
     async def exec_async(self, prep_res: tuple[str, Reporter] | None) -> list[str] | None:
         if prep_res is None:
             return None
@@ -142,8 +193,8 @@ class GenerateOutline(RetryingNode):
 class WriteSections(AsyncParallelBatchNode, RetryingNode):
     """One LLM call per section, run concurrently up to `concurrency` at a time."""
 
-    def __init__(self, max_retries: int = 3, wait: float = 1.0, concurrency: int = 5):
-        super().__init__(max_retries=max_retries, wait=wait)
+    def __init__(self, attempts: int = 3, wait: float = 1.0, concurrency: int = 5):
+        super().__init__(attempts=attempts, wait=wait)
         self.concurrency = concurrency
 
     async def prep_async(self, shared: dict) -> list[dict]:
@@ -164,6 +215,7 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
             if not section["done"]  # resuming: finished sections are not written twice
         ]
 
+    @retried  # one section: a failed section is written again alone
     async def exec_async(self, item: dict) -> tuple[int, str]:
         report: Reporter = item["report"]
         async with item["limit"]:
@@ -187,6 +239,7 @@ class ApplyStyle(RetryingNode):
         sections = [{"title": s["title"], "text": s["text"]} for s in job.sections]
         return job.topic, sections, shared["report"]
 
+    @retried
     async def exec_async(self, prep_res: tuple[str, list[dict], Reporter]) -> str:
         topic, sections, report = prep_res
         size = sizes()
@@ -316,8 +369,8 @@ def restyle_section_prompt(text: str) -> list[dict[str, str]]:
 
 
 def create_article_flow(concurrency: int = 5, retries: int = 3, wait: float = 1.0) -> AsyncFlow:
-    outline = GenerateOutline(max_retries=retries, wait=wait)
-    sections = WriteSections(max_retries=retries, wait=wait, concurrency=concurrency)
-    style = ApplyStyle(max_retries=retries, wait=wait)
+    outline = GenerateOutline(attempts=retries, wait=wait)
+    sections = WriteSections(attempts=retries, wait=wait, concurrency=concurrency)
+    style = ApplyStyle(attempts=retries, wait=wait)
     outline >> sections >> style
     return AsyncFlow(start=outline)

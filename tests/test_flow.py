@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pocketflow
 import pytest
 
 from draftline import llm, pocketflow_nodes
-from draftline.pocketflow_nodes import backoff, create_article_flow
+from draftline.outline import fallback_outline
+from draftline.pocketflow_nodes import RetryingNode, create_article_flow
 from tests.reporting import shared_for
 
 pytestmark = pytest.mark.anyio
@@ -89,23 +92,131 @@ async def test_resume_pays_for_neither_the_outline_nor_finished_sections(stub):
     assert [s["text"] for s in shared["job"].sections] == ["kept", "Hello there."]
 
 
-async def test_transient_errors_are_retried_and_permanent_ones_are_not(stub):
-    stub.failures = [llm.LLMError("busy", transient=True)]
-    shared = await shared_for()
-    await create_article_flow(retries=2, wait=0).run_async(shared)
-    assert stub.calls.count("outline") == 2 and shared["job"].article
+# Retries (tenacity, inside exec_async)
 
-    stub.calls.clear()
+BUSY = llm.LLMError("The LLM provider had an internal error (500).", transient=True)
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The backoffs the flow waited, recorded instead of slept."""
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(RetryingNode, "sleep", staticmethod(sleep))
+    return waited
+
+
+async def test_transient_errors_are_retried_with_exponential_backoff(stub, waits):
+    stub.failures = [BUSY, BUSY]
+    shared = await shared_for()
+    await create_article_flow(retries=3, wait=1.0).run_async(shared)
+    assert stub.calls.count("outline") == 3 and shared["job"].article == "Hello there."
+    assert len(waits) == 2
+    assert 1.0 <= waits[0] <= 1.5 and 2.0 <= waits[1] <= 2.5  # doubled, plus some jitter
+
+
+async def test_a_step_fails_with_its_last_error_after_the_attempts_allowed(stub, waits):
+    stub.failures = [BUSY, BUSY, llm.LLMError("still busy", transient=True)]
+    with pytest.raises(llm.LLMError, match="still busy"):
+        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for())
+    assert stub.calls == ["outline"] * 3 and len(waits) == 2
+
+
+async def test_permanent_errors_are_not_retried(stub, waits):
     stub.failures = [llm.LLMError("bad key", transient=False)]
     with pytest.raises(llm.LLMError, match="bad key"):
-        await create_article_flow(retries=3, wait=0).run_async(await shared_for())
-    assert stub.calls == ["outline"]
+        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for())
+    assert stub.calls == ["outline"] and waits == []
 
 
-def test_backoff_doubles_and_honours_retry_after():
-    assert 0.75 <= backoff(0, 1.0) <= 1.25 and 3.0 <= backoff(2, 1.0) <= 5.0
-    assert backoff(5, 1.0, retry_after=2.5) == 2.5
-    assert backoff(0, 1.0, retry_after=999) == 60.0
+async def test_retry_after_is_the_wait_up_to_a_minute_and_retries_are_logged(stub, waits, caplog):
+    stub.failures = [llm.LLMError("slow down", transient=True, retry_after=2.5)]
+    with caplog.at_level(logging.WARNING, logger="draftline.flow"):
+        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for())
+    assert waits == [2.5]
+    assert caplog.messages == ["GenerateOutline: slow down; retrying in 2.5 s (attempt 2 of 3)"]
+
+    stub.failures = [llm.LLMError("slow down", transient=True, retry_after=3600)]
+    await create_article_flow(retries=3, wait=1.0).run_async(await shared_for())
+    assert waits == [2.5, 60.0]
+
+
+async def test_a_failed_section_is_written_again_alone(stub, monkeypatch, waits):
+    stub.delay = 0.01
+    write, cut = stub.stream, []
+
+    async def stream(messages, max_tokens, **extra):
+        async for piece in write(messages, max_tokens, **extra):
+            yield piece
+        if '"Two"' in messages[-1]["content"] and not cut:  # the connection drops at its end
+            cut.append(True)
+            raise llm.LLMError("Lost the connection to the LLM.", transient=True)
+
+    monkeypatch.setattr(llm, "stream", stream)
+    shared = await shared_for()
+    await create_article_flow(retries=3, wait=1.0).run_async(shared)
+    assert stub.calls.count("section") == 4  # three sections, and the second one again
+    starts = {i: updates.count(("", False)) for i, updates in shared["report"].sections.items()}
+    assert starts == {0: 1, 1: 2, 2: 1}  # each try starts from empty
+    assert [s["text"] for s in shared["job"].sections] == ["Hello there."] * 3
+    assert len(waits) == 1
+
+
+async def test_a_small_models_outline_falls_back_after_the_last_attempt(stub, monkeypatch, waits):
+    """PocketFlow's exec_fallback_async still gets the last failure, after every retry."""
+    small = llm.Backend("local", "tiny", "http://127.0.0.1:9/v1", True, small=True)
+    monkeypatch.setattr(llm, "backend", lambda: small)
+    stub.outline = "The tide is a fascinating topic that has captivated people."
+    shared = await shared_for()
+    await create_article_flow(retries=3, wait=1.0).run_async(shared)
+    assert stub.calls.count("outline") == 3 and len(waits) == 2
+    assert shared["job"].outline == fallback_outline("Tides", 3)
+
+
+async def test_a_cancelled_call_is_neither_retried_nor_swallowed(stub, monkeypatch):
+    asked, answer = asyncio.Event(), stub.complete
+
+    async def hang_once(messages, max_tokens, **extra):
+        if not asked.is_set():
+            asked.set()
+            await asyncio.Event().wait()  # cancelled here
+        return await answer(messages, max_tokens, **extra)  # a retry would finish the job
+
+    monkeypatch.setattr(llm, "complete", hang_once)
+    shared = await shared_for()
+    task = asyncio.create_task(create_article_flow(retries=3, wait=0).run_async(shared))
+    await asked.wait()
+    task.cancel()
+    await asyncio.wait([task], timeout=5)
+    assert task.cancelled() and stub.calls == []
+
+
+async def test_cancelling_during_a_backoff_stops_at_once(stub):
+    stub.failures = [BUSY]
+    shared = await shared_for()
+    task = asyncio.create_task(create_article_flow(retries=3, wait=30).run_async(shared))
+    while not stub.calls:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # now in the 30 s backoff
+    task.cancel()
+    await asyncio.wait([task], timeout=1)
+    assert task.cancelled() and stub.calls == ["outline"]
+
+
+def test_nodes_keep_pocketflows_own_retry_loop_and_private_methods():
+    """Retrying lives in exec_async: PocketFlow's _exec, _run_async... run as it wrote them."""
+    classes = [cls for cls in vars(pocketflow).values() if isinstance(cls, type)]
+    private = {name for cls in classes for name in vars(cls) if name.startswith("_")}
+    private -= {name for name in private if name.endswith("__")}
+    assert "_exec" in private and "_run_async" in private
+    node = create_article_flow(retries=5).start_node
+    while node is not None:
+        assert private.isdisjoint(vars(type(node))) and private.isdisjoint(vars(RetryingNode))
+        assert (node.max_retries, node.attempts) == (1, 5), type(node).__name__
+        node = node.successors.get("default")
 
 
 def test_exec_never_touches_the_shared_store():

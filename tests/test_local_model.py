@@ -223,7 +223,7 @@ async def test_the_small_models_outlines_are_distinct_titles(restore_llm):
         assert llm.backend().grammar and llm.backend().small
         for topic in ("Caring for a houseplant", "The history of the bicycle", TOPIC):
             shared = await shared_for(topic)
-            await GenerateOutline(max_retries=3, wait=0).run_async(shared)
+            await GenerateOutline(attempts=3, wait=0).run_async(shared)
             titles = shared["job"].outline
             assert 2 <= len(titles) <= 3, titles
             assert len({t.casefold() for t in titles}) == len(titles), titles
