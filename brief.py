@@ -23,22 +23,23 @@ JOINERS = frozenset("\u200c\u200d")
 @dataclass(frozen=True)
 class Length:
     label: str
-    sections: int  # at most this many sections (a small model writes fewer)
+    sections: int  # at most this many sections (the small embedded model writes fewer)
     words: int  # about this many words per section
+    paragraphs: str  # how a section's prompt puts it
 
 
 LENGTHS = {
-    "short": Length("Short", sections=3, words=150),
-    "medium": Length("Medium", sections=5, words=250),
-    "long": Length("Long", sections=7, words=400),
+    "short": Length("Short", sections=3, words=150, paragraphs="one or two short paragraphs"),
+    "medium": Length("Medium", sections=5, words=250, paragraphs="two or three short paragraphs"),
+    "long": Length("Long", sections=7, words=400, paragraphs="four or five paragraphs"),
 }
-# A tone's name, and how the prompts put it.
+# A tone's name, and how the prompts put it ("in a warm, conversational tone").
 TONES = {
-    "warm": "warm and conversational",
-    "neutral": "clear and neutral",
-    "formal": "formal and precise",
-    "playful": "playful and light-hearted",
-    "technical": "technical and exact, for practitioners",
+    "warm": "warm, conversational",
+    "neutral": "clear, neutral",
+    "formal": "formal, precise",
+    "playful": "playful, light-hearted",
+    "technical": "precise, technical",
 }
 
 

@@ -22,8 +22,10 @@ from typing import Any
 
 from .brief import Options
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-FINAL_STATUSES = frozenset({"done", "failed", "cancelled", "interrupted"})
+STATUSES = ("queued", "running", "review", "done", "failed", "cancelled", "interrupted")
+# Not running: nothing more will happen until a person acts. `review` waits for the outline to
+# be approved; it holds no running slot, and a restart leaves it as it is.
+FINAL_STATUSES = frozenset({"review", "done", "failed", "cancelled", "interrupted"})
 STEPS = (("outline", "Outline"), ("sections", "Sections"), ("style", "Style"))
 _STEP_NAMES = [name for name, _ in STEPS]
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
@@ -50,6 +52,9 @@ class Job:
     queue_position: int | None = None  # 1 = next to start; set while queued
     options: dict = field(default_factory=dict)  # brief.Options as a record: length, tone, ...
     usage: dict = field(default_factory=dict)  # tokens paid for: prompt_tokens, completion_tokens
+    # A part being written again for a job that was resting (`review` or `done`):
+    # {"what": "outline" | "section", "index": n, "instruction": "shorter"}.
+    redo: dict | None = None
 
     @property
     def brief(self) -> Options:
@@ -75,6 +80,9 @@ class Job:
     @property
     def step_states(self) -> list[tuple[str, str, str]]:
         """(name, label, state) per step; state is pending, running, done, failed or stopped."""
+        if self.status == "review":  # planned; nothing written yet
+            return [(name, label, "done" if name == "outline" else "pending")
+                    for name, label in STEPS]  # fmt: skip
         current = _STEP_NAMES.index(self.step) if self.step in _STEP_NAMES else -1
         stopped = {"running": "running", "failed": "failed"}.get(self.status, "stopped")
         states = []
@@ -102,6 +110,14 @@ class Job:
             if self.queue_position:
                 return f"Waiting in line: number {self.queue_position}."
             return "Waiting to start…"
+        if self.status == "running" and self.redo:
+            if self.redo["what"] == "outline":
+                return "Planning a new outline…"
+            if self.step == "sections":
+                return f"Rewriting section {self.redo['index'] + 1}…"
+            return "Polishing the style again…"
+        if self.status == "review":
+            return "The outline is ready: change it if you like, then press Write it."
         if self.status == "running":
             if self.step == "sections":
                 return f"Writing sections: {self.sections_written} of {len(self.sections)} done…"
@@ -109,7 +125,8 @@ class Job:
                 return "Polishing the style…"
             return "Planning the outline…"
         if self.status == "done":
-            return f"Ready: {self.word_count} words."
+            note = f" {self.error}" if self.error else ""  # a redo that did not finish
+            return f"Ready: {self.word_count} words.{note}"
         if self.status == "failed":
             return f"Failed: {self.error}"
         if self.status == "cancelled":

@@ -1,11 +1,14 @@
-"""The article flow: GenerateOutline -> WriteSections -> ApplyStyle.
+"""The flows: GenerateOutline -> WriteSections -> ApplyStyle, and RewriteSection -> ApplyStyle.
 
-The shared store holds the job and its reporter. Nodes read the job in prep and change it only
-through the reporter (the one writer of job state), which also tells the job's viewers; prep hands
-the reporter to exec, so exec never touches the shared store and a retried exec is safe. See
-docs/design.md for the shared store's shape.
+The shared store holds the job, its reporter and the LLM. Nodes read the job in prep and change
+it only through the reporter (the one writer of job state), which also tells the job's viewers;
+prep hands the reporter and the LLM to exec, so exec never touches the shared store and a retried
+exec is safe. See docs/design.md for the shared store's shape.
 
-A small model (llm.backend().small: the embedded SmolLM2-135M) gets the same flow in smaller
+A job's options (brief.Options: length, tone, audience, language) shape every prompt; with
+`review_outline`, the article flow stops after the outline until a person approves it.
+
+A small model (llm.backend.small: the embedded SmolLM2-135M) gets the same flow in smaller
 pieces: a grammar-constrained outline of three titles with a plain fallback, one short section at a
 time from a one-instruction prompt, and a restyle per section, since asked to restyle a whole
 article it writes a summary instead.
@@ -17,13 +20,14 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import tenacity
 from pocketflow import AsyncFlow, AsyncNode, AsyncParallelBatchNode
 
 from . import llm
+from .brief import Options
 from .outline import (
     OutlineError,
     fallback_outline,
@@ -65,8 +69,18 @@ SMALL = Sizes(sections=3, min_sections=2, outline_tokens=160, section_tokens=200
                                       "\nHere is the rewritten"))  # fmt: skip
 
 
-def sizes(backend: llm.Backend | None = None) -> Sizes:
-    return SMALL if (backend or llm.backend()).small else FULL
+# How many sections the small model writes for each length: it cannot write long sections.
+SMALL_SECTIONS = {"short": 2, "medium": 3, "long": 4}
+
+
+def sizes(backend: llm.Backend, options: Options | None = None) -> Sizes:
+    """What to ask of this backend for an article of the job's length (medium: FULL or SMALL)."""
+    options = options or Options()
+    if backend.small:
+        return replace(SMALL, sections=SMALL_SECTIONS[options.length])
+    length = options.size
+    return replace(FULL, sections=length.sections, section_tokens=round(length.words * 2.8),
+                   style_tokens=round(length.sections * length.words * 2.4))  # fmt: skip
 
 
 class Reporter(Protocol):
@@ -75,6 +89,7 @@ class Reporter(Protocol):
     async def step(self, name: str) -> None: ...
     async def outline(self, titles: list[str]) -> None: ...
     async def section(self, index: int, text: str, done: bool) -> None: ...
+    async def rewrite(self, index: int, text: str, done: bool) -> None: ...
     async def article(self, text: str, done: bool) -> None: ...
 
 
@@ -154,40 +169,69 @@ def backoff(wait: float) -> Callable[[tenacity.RetryCallState], float]:
     return before_next_try
 
 
+@dataclass(frozen=True)
+class Call:
+    """What exec needs from the shared store: the job's brief, its reporter and the LLM."""
+
+    topic: str
+    options: Options
+    report: Reporter
+    model: llm.LLM
+
+    @property
+    def size(self) -> Sizes:
+        return sizes(self.model.backend, self.options)
+
+
+def call_for(shared: dict) -> Call:
+    job = shared["job"]
+    return Call(job.topic, job.brief, shared["report"], shared["llm"])
+
+
 class GenerateOutline(RetryingNode):
-    async def prep_async(self, shared: dict) -> tuple[str, Reporter] | None:
+    async def prep_async(self, shared: dict) -> tuple[Call, str] | None:
         job = shared["job"]
         await shared["report"].step("outline")
-        if job.outline:  # resuming: the outline is already paid for
+        planning_again = bool(job.redo and job.redo["what"] == "outline")
+        if job.outline and not planning_again:  # resuming: the outline is already paid for
             return None
-        return job.topic, shared["report"]
+        return call_for(shared), (job.redo or {}).get("instruction", "")
 
     @retried
-    async def exec_async(self, prep_res: tuple[str, Reporter] | None) -> list[str] | None:
+    async def exec_async(self, prep_res: tuple[Call, str] | None) -> list[str] | None:
         if prep_res is None:
             return None
-        topic, _ = prep_res
-        backend = llm.backend()
-        size = sizes(backend)
+        call, instruction = prep_res
+        size, backend = call.size, call.model.backend
         extra: dict[str, Any] = {}
         if backend.grammar:  # one spare line: the topic echoed back or a repeat is dropped
             extra["extra_body"] = {"grammar": outline_grammar(size.sections + 1)}
-        prompt = outline_prompt(topic, size.sections)
-        reply = await llm.complete(prompt, max_tokens=size.outline_tokens, **extra)
-        return parse_outline(reply.text, size.sections, topic=topic, minimum=size.min_sections,
-                             cut_short=reply.cut_short, small_model=size.small)  # fmt: skip
+        prompt = outline_prompt(call.topic, size.sections, call.options, instruction)
+        reply = await call.model.complete(prompt, max_tokens=size.outline_tokens, **extra)
+        return parse_outline(reply.text, size.sections, topic=call.topic,
+                             minimum=size.min_sections, cut_short=reply.cut_short,
+                             small_model=size.small)  # fmt: skip
 
-    async def exec_fallback_async(self, prep_res: tuple[str, Reporter] | None, exc: Exception):
-        size = sizes()
-        if prep_res is None or not isinstance(exc, OutlineError) or not size.small:
+    async def exec_fallback_async(self, prep_res: tuple[Call, str] | None, exc: Exception):
+        if prep_res is None or not isinstance(exc, OutlineError) or not prep_res[0].size.small:
             raise exc
-        topic, _ = prep_res
-        log.warning("no usable outline from the model for %r; using a plain one", topic)
-        return fallback_outline(topic, size.sections)
+        call = prep_res[0]
+        log.warning("no usable outline from the model for %r; using a plain one", call.topic)
+        return fallback_outline(call.topic, call.size.sections)
 
-    async def post_async(self, shared: dict, prep_res: Any, titles: list[str] | None) -> None:
-        if titles is not None:
-            await shared["report"].outline(titles)
+    async def post_async(self, shared: dict, prep_res: Any, titles: list[str] | None) -> str | None:
+        if titles is None:
+            return None
+        await shared["report"].outline(titles)
+        return "review" if shared["job"].brief.review_outline else None
+
+
+class AwaitReview(AsyncNode):
+    """Where the article flow stops when the outline is to be reviewed first: the runner leaves
+    the job in `review` until a person approves the outline (or asks for another)."""
+
+    async def post_async(self, shared: dict, prep_res: Any, exec_res: Any) -> str:
+        return "review"
 
 
 class WriteSections(AsyncParallelBatchNode, RetryingNode):
@@ -200,15 +244,14 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
     async def prep_async(self, shared: dict) -> list[dict]:
         job = shared["job"]
         await shared["report"].step("sections")
-        at_once = llm.backend().concurrency  # a one-at-a-time server: show one section writing
+        at_once = shared["llm"].backend.concurrency  # a one-at-a-time server: one at a time
         limit = asyncio.Semaphore(min(self.concurrency, at_once) if at_once else self.concurrency)
         return [
             {
+                "call": call_for(shared),
                 "index": index,
                 "title": section["title"],
-                "topic": job.topic,
                 "titles": list(job.outline),
-                "report": shared["report"],
                 "limit": limit,
             }
             for index, section in enumerate(job.sections)
@@ -217,55 +260,82 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
 
     @retried  # one section: a failed section is written again alone
     async def exec_async(self, item: dict) -> tuple[int, str]:
-        report: Reporter = item["report"]
+        call: Call = item["call"]
         async with item["limit"]:
             text = ""
-            await report.section(item["index"], text, done=False)
-            size = sizes()
-            prompt = section_prompt(item["topic"], item["titles"], item["title"], small=size.small)
-            async for piece in llm.stream(prompt, max_tokens=size.section_tokens,
-                                          **prose_options(size)):  # fmt: skip
+            await call.report.section(item["index"], text, done=False)
+            size = call.size
+            prompt = section_prompt(call.topic, item["titles"], item["title"], small=size.small,
+                                    options=call.options)  # fmt: skip
+            async for piece in call.model.stream(prompt, max_tokens=size.section_tokens,
+                                                 **prose_options(size)):  # fmt: skip
                 text += piece
-                await report.section(item["index"], text, done=False)
+                await call.report.section(item["index"], text, done=False)
             text = tidy(text, size)
-            await report.section(item["index"], text, done=True)  # the section's one write
+            await call.report.section(item["index"], text, done=True)  # the section's one write
             return item["index"], text
 
 
+class RewriteSection(RetryingNode):
+    """One section of a finished article written again, following an optional instruction; the
+    new text streams in and replaces the old one only when it is done (runner.JobReporter)."""
+
+    async def prep_async(self, shared: dict) -> dict:
+        job = shared["job"]
+        await shared["report"].step("sections")
+        index = job.redo["index"]
+        instruction = job.redo.get("instruction", "")
+        return {"call": call_for(shared), "index": index, "titles": list(job.outline),
+                "old": job.sections[index], "instruction": instruction}  # fmt: skip
+
+    @retried
+    async def exec_async(self, item: dict) -> str:
+        call: Call = item["call"]
+        size, index, text = call.size, item["index"], ""
+        await call.report.rewrite(index, text, done=False)
+        prompt = rewrite_prompt(call.topic, item["titles"], item["old"], item["instruction"],
+                                call.options, small=size.small)  # fmt: skip
+        async for piece in call.model.stream(prompt, max_tokens=size.section_tokens,
+                                             **prose_options(size)):  # fmt: skip
+            text += piece
+            await call.report.rewrite(index, text, done=False)
+        text = tidy(text, size)
+        await call.report.rewrite(index, text, done=True)
+        return text
+
+
 class ApplyStyle(RetryingNode):
-    async def prep_async(self, shared: dict) -> tuple[str, list[dict], Reporter]:
+    async def prep_async(self, shared: dict) -> tuple[Call, list[dict]]:
         job = shared["job"]
         await shared["report"].step("style")
         sections = [{"title": s["title"], "text": s["text"]} for s in job.sections]
-        return job.topic, sections, shared["report"]
+        return call_for(shared), sections
 
     @retried
-    async def exec_async(self, prep_res: tuple[str, list[dict], Reporter]) -> str:
-        topic, sections, report = prep_res
-        size = sizes()
+    async def exec_async(self, prep_res: tuple[Call, list[dict]]) -> str:
+        call, sections = prep_res
+        size, report = call.size, call.report
         await report.article("", done=False)
         if size.small:
-            return await self._style_each_section(topic, sections, report, size)
+            return await self._style_each_section(call, sections, size)
         text = ""
-        prompt = style_prompt(draft_markdown(topic, sections))
-        async for piece in llm.stream(prompt, max_tokens=size.style_tokens):
+        prompt = style_prompt(draft_markdown(call.topic, sections), call.options)
+        async for piece in call.model.stream(prompt, max_tokens=size.style_tokens):
             text += piece
             await report.article(text, done=False)
         return strip_chatter(text)
 
-    async def _style_each_section(
-        self, topic: str, sections: list[dict], report: Reporter, size: Sizes
-    ) -> str:
+    async def _style_each_section(self, call: Call, sections: list[dict], size: Sizes) -> str:
         """A small model keeps an article's shape only if it sees one section at a time."""
-        done = [f"# {topic}"]
+        done = [f"# {call.topic}"]
         said: set[str] = set()  # what earlier sections said: an article says nothing twice
         for section in sections:
             heading, text = f"## {section['title']}", ""
-            prompt = restyle_section_prompt(section["text"])
-            async for piece in llm.stream(prompt, max_tokens=size.style_tokens,
-                                          **prose_options(size)):  # fmt: skip
+            prompt = restyle_section_prompt(section["text"], call.options)
+            async for piece in call.model.stream(prompt, max_tokens=size.style_tokens,
+                                                 **prose_options(size)):  # fmt: skip
                 text += piece
-                await report.article("\n\n".join([*done, heading, text]), done=False)
+                await call.report.article("\n\n".join([*done, heading, text]), done=False)
             styled = tidy(text, size)
             if len(styled) < len(section["text"]) / 2:  # a summary, not a restyle: keep the draft
                 styled = section["text"]
@@ -284,11 +354,10 @@ def tidy(text: str, size: Sizes) -> str:
 
 
 def prose_options(size: Sizes) -> dict[str, Any]:
-    """What a call that writes prose adds: the profile's stop sequences, the backend's sampling."""
+    """What a call that writes prose adds: the profile's stop sequences, and `prose` (the LLM
+    adds the backend's sampling for prose)."""
     options: dict[str, Any] = {"stop": list(size.prose_stop)} if size.prose_stop else {}
-    if prose_body := llm.backend().prose_body:
-        options["extra_body"] = dict(prose_body)
-    return options
+    return {**options, "prose": True}
 
 
 def draft_markdown(topic: str, sections: list[dict]) -> str:
@@ -297,9 +366,22 @@ def draft_markdown(topic: str, sections: list[dict]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def outline_prompt(topic: str, sections: int = 5) -> list[dict[str, str]]:
+def for_readers(options: Options) -> str:
+    """The sentences every prompt ends with when the person named an audience or a language."""
+    parts = []
+    if options.audience:
+        parts.append(f"Write for this audience: {options.audience}.")
+    if options.language:
+        parts.append(f"Write in {options.language}.")
+    return "".join(f"\n\n{part}" for part in parts)
+
+
+def outline_prompt(topic: str, sections: int = 5, options: Options | None = None,
+                   instruction: str = "") -> list[dict[str, str]]:  # fmt: skip
     """No example titles: a small model copies them verbatim as if they were its own."""
+    options = options or Options()
     count = f"3 to {sections}" if sections > 3 else str(sections)
+    wish = f"\n\nWhat the author asks of this outline: {instruction}" if instruction else ""
     return [
         {"role": "system", "content": "You plan the outline of short articles."},
         {
@@ -307,23 +389,24 @@ def outline_prompt(topic: str, sections: int = 5) -> list[dict[str, str]]:
             "content": (
                 f"Plan an article about: {topic}\n\n"
                 f"Reply with {count} short section titles, one per line, each starting with "
-                "'- ', and nothing else."
+                f"'- ', and nothing else.{wish}{for_readers(options)}"
             ),
         },
     ]
 
 
-def section_prompt(
-    topic: str, titles: list[str], title: str, small: bool = False
-) -> list[dict[str, str]]:
+def section_prompt(topic: str, titles: list[str], title: str, small: bool = False,
+                   options: Options | None = None) -> list[dict[str, str]]:  # fmt: skip
+    options = options or Options()
+    paragraphs = options.size.paragraphs
     if small:  # given the plan as well, a small model copies the plan out instead of writing
         return [
             {"role": "system", "content": "You write one section of an article at a time."},
             {
                 "role": "user",
                 "content": (
-                    f'Write the section titled "{title}" of an article about {topic}: two or '
-                    "three short paragraphs, without a heading."
+                    f'Write the section titled "{title}" of an article about {topic}: '
+                    f"{paragraphs}, without a heading.{for_readers(options)}"
                 ),
             },
         ]
@@ -334,35 +417,56 @@ def section_prompt(
             "role": "user",
             "content": (
                 f"The article is about: {topic}\nIts sections are:\n{plan}\n\n"
-                f"Write the section titled \"{title}\": two or three short paragraphs of "
-                "Markdown, without a heading."
+                f'Write the section titled "{title}": {paragraphs} of Markdown, without a '
+                f"heading.{for_readers(options)}"
             ),
         },
     ]
 
 
-def style_prompt(draft: str) -> list[dict[str, str]]:
+def rewrite_prompt(topic: str, titles: list[str], old: dict, instruction: str,
+                   options: Options, small: bool = False) -> list[dict[str, str]]:  # fmt: skip
+    """A finished section written again: the old text, and what the author wants changed."""
+    wish = instruction or "Write it again, better: clearer, more concrete, no repetition."
+    context = "" if small else "Its sections are:\n" + "\n".join(f"- {t}" for t in titles) + "\n"
+    return [
+        {"role": "system", "content": "You write one section of an article at a time."},
+        {
+            "role": "user",
+            "content": (
+                f"The article is about: {topic}\n{context}\n"
+                f'Here is the section titled "{old["title"]}":\n\n{old["text"]}\n\n'
+                f"Rewrite this section. {wish} Reply with the new section only, "
+                f"without a heading.{for_readers(options)}"
+            ),
+        },
+    ]
+
+
+def style_prompt(draft: str, options: Options | None = None) -> list[dict[str, str]]:
+    options = options or Options()
     return [
         {"role": "system", "content": "You are an editor who polishes articles."},
         {
             "role": "user",
             "content": (
-                "Rewrite this draft in a warm, conversational tone. Keep its '# ' title, every "
+                f"Rewrite this draft in a {options.tone_words} tone. Keep its '# ' title, every "
                 "'## ' section heading and all of its facts. Reply with the article in Markdown "
-                f"and nothing else.\n\n{draft}"
+                f"and nothing else.{for_readers(options)}\n\n{draft}"
             ),
         },
     ]
 
 
-def restyle_section_prompt(text: str) -> list[dict[str, str]]:
+def restyle_section_prompt(text: str, options: Options | None = None) -> list[dict[str, str]]:
+    options = options or Options()
     return [
         {"role": "system", "content": "You are an editor who polishes articles."},
         {
             "role": "user",
             "content": (
-                "Rewrite this text in a warm, conversational tone. Keep all of its facts. Reply "
-                f"with the rewritten text only.\n\n{text}"
+                f"Rewrite this text in a {options.tone_words} tone. Keep all of its facts. Reply "
+                f"with the rewritten text only.{for_readers(options)}\n\n{text}"
             ),
         },
     ]
@@ -373,4 +477,13 @@ def create_article_flow(concurrency: int = 5, retries: int = 3, wait: float = 1.
     sections = WriteSections(attempts=retries, wait=wait, concurrency=concurrency)
     style = ApplyStyle(attempts=retries, wait=wait)
     outline >> sections >> style
+    outline - "review" >> AwaitReview()
     return AsyncFlow(start=outline)
+
+
+def create_section_flow(concurrency: int = 5, retries: int = 3, wait: float = 1.0) -> AsyncFlow:
+    """One finished section written again (job.redo), then the article restyled from the
+    sections as they now stand. `concurrency` is unused: one section is written."""
+    rewrite = RewriteSection(attempts=retries, wait=wait)
+    rewrite >> ApplyStyle(attempts=retries, wait=wait)
+    return AsyncFlow(start=rewrite)

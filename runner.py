@@ -20,7 +20,7 @@ from .config import Settings
 from .jobs import Job
 from .llm import LLMError
 from .outline import OutlineError
-from .pocketflow_nodes import create_article_flow
+from .pocketflow_nodes import create_article_flow, create_section_flow
 from .store import JobStore, StorageError
 
 log = logging.getLogger("draftline.runner")
@@ -80,13 +80,51 @@ class JobReporter:
         if done:  # a finished section moves the progress bar and the status line
             await self.publish("job")
 
+    async def rewrite(self, index: int, text: str, done: bool) -> None:
+        """A finished section written again: the new text streams beside the old one, and takes
+        its place only when done; the old text is kept as `previous`, for a diff and a restore."""
+        section = self.job.sections[index]
+        if not done:
+            section["rewrite"] = text
+            await self._publish_streaming(f"section:{index}", done)
+            return
+        del section["rewrite"]
+        section.update(previous=section["text"], text=text,
+                       instruction=(self.job.redo or {}).get("instruction", ""))  # fmt: skip
+        await self.publish(f"section:{index}")
+        await self.publish("job")
+
     async def article(self, text: str, done: bool) -> None:
         self.job.article = text
+        if done:  # every styled article is a version the person can go back to
+            await self.store.add_version(self.job.id, version_kind(self.job), text)
         await self._publish_streaming("article", done)
 
     async def _publish_streaming(self, key: str, done: bool) -> None:
         if done or time.monotonic() - self._last_sent.get(key, 0.0) >= STREAM_INTERVAL:
             await self.publish(key)
+
+
+def stop(job: Job, status: str, error: str | None = None) -> None:
+    """End a job that did not finish as `status`. A redo that did not finish leaves the job as
+    it was before it (in review, or done), with a note: nothing already finished is lost."""
+    if not job.redo:
+        job.status, job.error = status, error
+        return
+    what = "the outline" if job.redo["what"] == "outline" else f"section {job.redo['index'] + 1}"
+    reason = {"cancelled": "it was cancelled", "interrupted": "the server restarted"}.get(
+        status, error or "it failed")
+    for section in job.sections:
+        section.pop("rewrite", None)
+    job.status = "review" if job.redo["what"] == "outline" else "done"
+    job.error = f"Writing {what} again did not finish ({reason}); the earlier one is kept."
+    job.step = job.redo = None
+
+
+def version_kind(job: Job) -> str:
+    if job.redo and job.redo["what"] == "section":
+        return f"section {job.redo['index'] + 1} rewritten"
+    return "styled"
 
 
 class JobRunner:
@@ -105,7 +143,8 @@ class JobRunner:
     async def interrupt_unfinished(self) -> None:
         """At start-up: a job the previous process left queued or running is not running now."""
         for job in await self.store.with_status(("queued", "running")):
-            job.status, job.queue_position = "interrupted", None
+            stop(job, "interrupted")
+            job.queue_position = None
             try:
                 await JobReporter(self.store, job).publish("done")
             except StorageError:
@@ -155,6 +194,84 @@ class JobRunner:
             state = "still being written" if job.status in ("queued", "running") else "finished"
             raise JobStateError(f"This article is {state}; only stopped or failed ones can resume.")
         await self._admit(client)
+        return await self._requeue(job, client)
+
+    # Steering: what a person changes in a job that is waiting for review or finished
+
+    async def write(self, job: Job, client: str) -> Job:
+        """Write the sections of an outline in review, with its titles exactly as approved."""
+        self._require(job, "review", "Only an outline waiting for review can be written.")
+        await self._admit(client)
+        return await self._requeue(job, client)
+
+    async def set_outline(self, job: Job, titles: list[str]) -> Job:
+        self._require(job, "review", "The outline can only be changed before it is written.")
+        job.outline = list(titles)
+        job.sections = [{"title": title, "text": "", "done": False} for title in titles]
+        job.error = None
+        await JobReporter(self.store, job).publish("done")  # a fresh snapshot for every viewer
+        return job
+
+    async def rewrite_outline(self, job: Job, instruction: str, client: str) -> Job:
+        """Plan the outline again (following `instruction`, if any); it stops for review again."""
+        self._require(job, "review", "The outline can only be planned again before it is written.")
+        await self._admit(client)
+        job.redo = {"what": "outline", "instruction": instruction}
+        return await self._requeue(job, client)
+
+    async def rewrite_section(self, job: Job, index: int, instruction: str, client: str) -> Job:
+        """Write one section of a finished article again, then restyle the article from the
+        sections as they now stand. No other section is written again."""
+        self._require(job, "done", "Only a finished article's sections can be written again.")
+        if not 0 <= index < len(job.sections):
+            raise JobStateError(f"This article has no section {index + 1}.")
+        await self._admit(client)
+        job.redo = {"what": "section", "index": index, "instruction": instruction}
+        job.sections[index]["before_version"] = await self._latest_version(job)
+        return await self._requeue(job, client)
+
+    async def restore_section(self, job: Job, index: int) -> Job:
+        """Undo a section's rewrite: its previous text, and the article as it was before."""
+        self._require(job, "done", "Wait for the article to finish before restoring a section.")
+        section = job.sections[index] if 0 <= index < len(job.sections) else {}
+        if "previous" not in section:
+            raise JobStateError("This section has not been written again; there is nothing to "
+                                "restore.")  # fmt: skip
+        section["text"], section["previous"] = section["previous"], section["text"]
+        before = section.pop("before_version", None)
+        versions = {v.n: v for v in await self.store.versions(job.id)}
+        if before in versions:
+            await self._set_article(job, versions[before].article, f"restored v{before}")
+        else:
+            await JobReporter(self.store, job).publish("done")
+        return job
+
+    async def edit_article(self, job: Job, article: str) -> Job:
+        self._require(job, "done", "The article is being written; save your edit once it is done.")
+        return await self._set_article(job, article, "edited")
+
+    async def restore_version(self, job: Job, n: int) -> Job:
+        self._require(job, "done", "The article is being written; restore it once it is done.")
+        versions = {v.n: v for v in await self.store.versions(job.id)}
+        if n not in versions:
+            raise JobStateError(f"This article has no version {n}.")
+        return await self._set_article(job, versions[n].article, f"restored v{n}")
+
+    async def _set_article(self, job: Job, article: str, kind: str) -> Job:
+        job.article, job.error = article, None
+        await self.store.add_version(job.id, kind, article)
+        await JobReporter(self.store, job).publish("done")  # a fresh snapshot for every viewer
+        return job
+
+    async def _latest_version(self, job: Job) -> int | None:
+        versions = await self.store.versions(job.id)
+        return versions[-1].n if versions else None
+
+    def _require(self, job: Job, status: str, message: str) -> None:
+        if job.status != status:
+            raise JobStateError(message)
+
+    async def _requeue(self, job: Job, client: str) -> Job:
         await self.store.discard_event(job.id, "done")
         job.status, job.error, job.client = "queued", None, client
         await self.store.save(job)  # before responding, so the redirected page is already live
@@ -194,30 +311,18 @@ class JobRunner:
                 job.status = "running"
                 await reporter.publish("job")
                 async with asyncio.timeout(self.settings.job_deadline):
-                    await self._flow(job, reporter)
-                job.status, job.step = "done", None
+                    ended = await self._flow(job, reporter)
+                job.status = "review" if ended == "review" else "done"
+                job.step = job.redo = job.error = None
             finally:
                 self._slots.release()
         except asyncio.CancelledError:
-            job.status = "interrupted" if self._stopping else "cancelled"
-            log.info("job %s %s", job.id, job.status)
+            stopped = "interrupted" if self._stopping else "cancelled"
+            log.info("job %s %s", job.id, stopped)
+            stop(job, stopped)
             raise
-        except TimeoutError:
-            job.status = "failed"
-            job.error = (
-                f"The article took longer than {self.settings.job_deadline:g} s "
-                "(DRAFTLINE_JOB_DEADLINE)."
-            )
-        except LLMError as exc:
-            job.status, job.error = "failed", str(exc)
-        except OutlineError:
-            job.status = "failed"
-            job.error = "The model did not return a usable outline, even after retrying."
-        except StorageError:  # the store logged why
-            job.status, job.error = "failed", NOT_SAVED
-        except Exception:
-            log.exception("job %s crashed", job.id)
-            job.status, job.error = "failed", "Something went wrong on our side; see the server log."
+        except Exception as exc:
+            stop(job, "failed", self._failure(job, exc))
         finally:
             job.queue_position = None
             if job.id in self._deleting:
@@ -227,6 +332,20 @@ class JobRunner:
                     await reporter.publish("done")
                 except StorageError:
                     log.error("job %s ended %s, which could not be saved", job.id, job.status)
+
+    def _failure(self, job: Job, exc: Exception) -> str:
+        """What a person reads about why the job failed."""
+        if isinstance(exc, TimeoutError):
+            deadline = self.settings.job_deadline
+            return f"The article took longer than {deadline:g} s (DRAFTLINE_JOB_DEADLINE)."
+        if isinstance(exc, LLMError):
+            return str(exc)
+        if isinstance(exc, OutlineError):
+            return "The model did not return a usable outline, even after retrying."
+        if isinstance(exc, StorageError):  # the store logged why
+            return NOT_SAVED
+        log.error("job %s crashed", job.id, exc_info=exc)
+        return "Something went wrong on our side; see the server log."
 
     async def _wait_for_slot(self, job: Job) -> None:
         if not self._slots.locked():
@@ -248,13 +367,15 @@ class JobRunner:
                 with contextlib.suppress(StorageError):  # a place in line: viewers still see it
                     await JobReporter(self.store, waiting).publish("job")
 
-    async def _flow(self, job: Job, reporter: JobReporter) -> None:
+    async def _flow(self, job: Job, reporter: JobReporter) -> str | None:
+        """Run the job's flow; returns its last action ("review" when it stopped for review)."""
         # The job is read by the nodes and changed only through the reporter (docs/design.md).
         shared = {"job": job, "report": reporter}
-        flow = create_article_flow(
+        make = create_section_flow if job.redo and job.redo["what"] == "section" else (
+            create_article_flow)  # fmt: skip
+        flow = make(
             concurrency=self.settings.section_concurrency,
             retries=self.settings.llm_retries,
             wait=self.settings.llm_retry_wait,
         )
-        await flow.run_async(shared)
-
+        return await flow.run_async(shared)
