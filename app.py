@@ -30,8 +30,6 @@ from .jobs import MAX_TOPIC_LENGTH, Job, StorageError, TopicError, clean_topic, 
 from .runner import JobRunner, JobStateError, TooManyJobs
 from .streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
 
-settings = Settings.from_env()
-gate = security.Gate(settings.password) if settings.password else None
 templates = Jinja2Templates(env=views.environment)
 log = logging.getLogger("draftline")
 
@@ -148,7 +146,7 @@ async def article_markdown(request: Request) -> Response:
 
 async def login_page(request: Request) -> Response:
     next_path = security.local_path(request.query_params.get("next"))
-    if gate is None:
+    if request.app.state.gate is None:
         return RedirectResponse(next_path, status_code=303)
     return render(request, "login.html", next=next_path)
 
@@ -156,6 +154,7 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     form = await read_form(request)
     next_path = security.local_path(last(form, "next"))
+    gate = request.app.state.gate
     if gate is None:
         return RedirectResponse(next_path, status_code=303)
     try:
@@ -168,7 +167,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    response = RedirectResponse("/login" if gate else "/", status_code=303)
+    response = RedirectResponse("/login" if request.app.state.gate else "/", status_code=303)
     response.delete_cookie(security.SESSION_COOKIE, httponly=True, samesite="lax")
     return response
 
@@ -346,7 +345,9 @@ exception_handlers = {HTTPException: http_error, **dict.fromkeys(ERROR_CODES, ht
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette):
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    settings = app.state.settings
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
     for chatty in ("httpx", "httpx2", "openai"):  # one INFO line per LLM request is noise
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     llm.configure(settings)
@@ -362,25 +363,34 @@ async def lifespan(app: Starlette):
     app.state.store.close()
 
 
-middleware = [
-    Middleware(SecureASGIMiddleware, secure=security.HEADERS),  # on every response, 400s too
-    Middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings),
-               www_redirect=False),  # fmt: skip
-    # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
-    Middleware(GZipMiddleware, minimum_size=500),
-    Middleware(security.CrossSiteWrites, error_page=error_page),
-    Middleware(security.RequirePassword, gate=gate, error_page=error_page),
-]
-app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
-                lifespan=lifespan)  # fmt: skip
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The app for `settings` (by default, the environment's); nothing is read at import."""
+    if settings is None:
+        settings = Settings.from_env()
+    gate = security.Gate(settings.password) if settings.password else None
+    middleware = [
+        Middleware(SecureASGIMiddleware, secure=security.HEADERS),  # on every response, 400s too
+        Middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings),
+                   www_redirect=False),  # fmt: skip
+        # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
+        Middleware(GZipMiddleware, minimum_size=500),
+        Middleware(security.CrossSiteWrites, error_page=error_page),
+        Middleware(security.RequirePassword, gate=gate, error_page=error_page),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
+                    lifespan=lifespan)  # fmt: skip
+    app.state.settings, app.state.gate = settings, gate
+    return app
 
 
 def main() -> None:
+    settings = Settings.from_env()
     if refusal := security.refuse_to_start(settings):
         sys.exit(f"draftline: not starting. {refusal}")
+    # uvicorn builds the app with create_app(), which reads the same environment.
     # Idle keep-alive connections close after 5 s, half-sent requests after DRAFTLINE_READ_TIMEOUT,
     # and headers past 16 KiB get 400.
-    uvicorn.run("draftline.app:app", host=settings.host, port=settings.port,
+    uvicorn.run("draftline.app:create_app", factory=True, host=settings.host, port=settings.port,
                 log_level=settings.log_level,
                 timeout_graceful_shutdown=10, timeout_keep_alive=5,
                 http=security.read_deadline(settings.read_timeout),
