@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from . import llm, local_model, security, views
-from .config import Settings
+from .config import Settings, SettingsError
 from .jobs import MAX_TOPIC_LENGTH, Job, StorageError, TopicError, clean_topic, open_store
 from .runner import JobRunner, JobStateError, TooManyJobs
 from .streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
@@ -384,7 +384,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"draftline: not starting. {exc}")
     if refusal := security.refuse_to_start(settings):
         sys.exit(f"draftline: not starting. {refusal}")
     # uvicorn builds the app with create_app(), which reads the same environment.

@@ -70,7 +70,7 @@ class Reply:
     cut_short: bool = False
 
 
-_settings = Settings()
+_settings = Settings.model_construct()  # the defaults, not the environment, until configure()
 _backend: Backend | None = None
 _client: openai.AsyncOpenAI | None = None
 _turns: asyncio.Semaphore | None = None

@@ -105,8 +105,9 @@ def resident_mb(pid: int) -> float:
 
 
 async def main(args: argparse.Namespace) -> dict:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    settings = Settings.from_env(environ)
+    for name in [name for name in os.environ if name.startswith("OPENAI_")]:
+        del os.environ[name]  # the embedded model, whatever endpoint the shell names
+    settings = Settings.from_env()
     llm.configure(settings)
     started = time.monotonic()
     model = await local_model.start(settings)

@@ -432,8 +432,9 @@ async def write_article(topic: str, settings, nodes, recorder: Recorder) -> dict
 async def serve(product_dir: Path, out) -> None:
     """Start the model once, then write one article per topic read from stdin."""
     config, llm, local_model, nodes = import_product(product_dir)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    settings = config.Settings.from_env(environ)
+    for name in [name for name in os.environ if name.startswith("OPENAI_")]:
+        del os.environ[name]  # the embedded model, whatever endpoint the shell names
+    settings = config.Settings.from_env()
     llm.configure(settings)
     started = time.monotonic()
     model = await local_model.start(settings)

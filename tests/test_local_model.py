@@ -350,10 +350,12 @@ async def test_a_missing_model_file_is_a_clear_error(tmp_path):
         await local_model.start(Settings(local_model=str(tmp_path / "nothing.gguf")))
 
 
-def test_settings_read_the_local_model_and_its_threads():
-    settings = Settings.from_env({"DRAFTLINE_LOCAL_MODEL": "off", "DRAFTLINE_LOCAL_THREADS": "3"})
+def test_settings_read_the_local_model_and_its_threads(monkeypatch):
+    assert (Settings.from_env().local_model, Settings.from_env().local_threads) == ("auto", 0)
+    monkeypatch.setenv("DRAFTLINE_LOCAL_MODEL", "off")
+    monkeypatch.setenv("DRAFTLINE_LOCAL_THREADS", "3")
+    settings = Settings.from_env()
     assert (settings.local_model, settings.local_threads) == ("off", 3)
-    assert (Settings.from_env({}).local_model, Settings.from_env({}).local_threads) == ("auto", 0)
 
 
 # The flow on a small model, with llm stubbed.
