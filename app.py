@@ -45,7 +45,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
-    context.setdefault("backend", llm.backend())
+    context.setdefault("backend", request.app.state.llm.backend)
     context.setdefault("signed_in", getattr(request.state, "signed_in", False))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
@@ -217,7 +217,7 @@ async def api_delete_job(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    backend = llm.backend()
+    backend = request.app.state.llm.backend
     health = {"status": "ok", "backend": backend.name, "model": backend.model,
               "llm_configured": backend.configured}  # fmt: skip
     try:
@@ -350,16 +350,18 @@ async def lifespan(app: Starlette):
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
     for chatty in ("httpx", "httpx2", "openai"):  # one INFO line per LLM request is noise
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    llm.configure(settings)
-    local = await local_model.start(settings)  # the embedded default when no OPENAI_* is set
+    app.state.llm = llm.LLM(settings)
+    # The embedded default when no OPENAI_* is set: it points the LLM at its server.
+    local = await local_model.start(settings, app.state.llm.use)
     app.state.store = open_store(settings.store_url)
-    app.state.runner = JobRunner(app.state.store, settings)
+    app.state.runner = JobRunner(app.state.store, settings, app.state.llm)
     app.state.runner.interrupt_unfinished()
     app.state.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams)
     yield
     await app.state.runner.shutdown()
     if local is not None:
         await local.stop()
+    await app.state.llm.aclose()
     app.state.store.close()
 
 

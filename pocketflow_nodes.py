@@ -1,10 +1,11 @@
 """The article flow: GenerateOutline -> WriteSections -> ApplyStyle.
 
 Nodes read and write the shared store only in prep/post. Progress goes out through the `report`
-object the job runner puts in the shared store; prep hands it to exec, so exec never touches the
-store and a retried exec is safe. See docs/design.md for the shared store's shape.
+object the job runner puts in the shared store, and calls go to the `llm` object beside it (an
+llm.LLM); prep hands both to exec, so exec never touches the store and a retried exec is safe.
+See docs/design.md for the shared store's shape.
 
-A small model (llm.backend().small: the embedded SmolLM2-135M) gets the same flow in smaller
+A small model (llm.backend.small: the embedded SmolLM2-135M) gets the same flow in smaller
 pieces: a grammar-constrained outline of three titles with a plain fallback, one short section at a
 time from a one-instruction prompt, and a restyle per section, since asked to restyle a whole
 article it writes a summary instead.
@@ -62,8 +63,8 @@ SMALL = Sizes(sections=3, min_sections=2, outline_tokens=160, section_tokens=200
                                       "\nHere is the rewritten"))  # fmt: skip
 
 
-def sizes(backend: llm.Backend | None = None) -> Sizes:
-    return SMALL if (backend or llm.backend()).small else FULL
+def sizes(backend: llm.Backend) -> Sizes:
+    return SMALL if backend.small else FULL
 
 
 class Reporter(Protocol):
@@ -104,31 +105,34 @@ def backoff(attempt: int, base: float, retry_after: float | None = None) -> floa
 
 
 class GenerateOutline(RetryingNode):
-    async def prep_async(self, shared: dict) -> tuple[str, Reporter] | None:
+    async def prep_async(self, shared: dict) -> tuple[str, Reporter, llm.LLM] | None:
         shared["report"].step("outline")
         if shared.get("outline"):  # resuming: the outline is already paid for
             return None
-        return shared["topic"], shared["report"]
+        return shared["topic"], shared["report"], shared["llm"]
 
-    async def exec_async(self, prep_res: tuple[str, Reporter] | None) -> list[str] | None:
+    async def exec_async(self, prep_res: tuple[str, Reporter, llm.LLM] | None) -> list[str] | None:
         if prep_res is None:
             return None
-        topic, _ = prep_res
-        backend = llm.backend()
+        topic, _, model = prep_res
+        backend = model.backend
         size = sizes(backend)
         extra: dict[str, Any] = {}
         if backend.grammar:  # one spare line: the topic echoed back or a repeat is dropped
             extra["extra_body"] = {"grammar": outline_grammar(size.sections + 1)}
         prompt = outline_prompt(topic, size.sections)
-        reply = await llm.complete(prompt, max_tokens=size.outline_tokens, **extra)
+        reply = await model.complete(prompt, max_tokens=size.outline_tokens, **extra)
         return parse_outline(reply.text, size.sections, topic=topic, minimum=size.min_sections,
                              cut_short=reply.cut_short, small_model=size.small)  # fmt: skip
 
-    async def exec_fallback_async(self, prep_res: tuple[str, Reporter] | None, exc: Exception):
-        size = sizes()
-        if prep_res is None or not isinstance(exc, OutlineError) or not size.small:
+    async def exec_fallback_async(self, prep_res: tuple[str, Reporter, llm.LLM] | None,
+                                  exc: Exception):  # fmt: skip
+        if prep_res is None or not isinstance(exc, OutlineError):
             raise exc
-        topic, _ = prep_res
+        topic, _, model = prep_res
+        size = sizes(model.backend)
+        if not size.small:
+            raise exc
         log.warning("no usable outline from the model for %r; using a plain one", topic)
         return fallback_outline(topic, size.sections)
 
@@ -149,7 +153,7 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
 
     async def prep_async(self, shared: dict) -> list[dict]:
         shared["report"].step("sections")
-        at_once = llm.backend().concurrency  # a one-at-a-time server: show one section writing
+        at_once = shared["llm"].backend.concurrency  # a one-at-a-time server: one at a time
         limit = asyncio.Semaphore(min(self.concurrency, at_once) if at_once else self.concurrency)
         titles = shared["outline"]
         return [
@@ -159,6 +163,7 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
                 "topic": shared["topic"],
                 "titles": titles,
                 "report": shared["report"],
+                "llm": shared["llm"],
                 "limit": limit,
             }
             for index, section in enumerate(shared["sections"])
@@ -167,13 +172,14 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
 
     async def exec_async(self, item: dict) -> tuple[int, str]:
         report: Reporter = item["report"]
+        model: llm.LLM = item["llm"]
         async with item["limit"]:
             text = ""
             report.section(item["index"], text, done=False)
-            size = sizes()
+            size = sizes(model.backend)
             prompt = section_prompt(item["topic"], item["titles"], item["title"], small=size.small)
-            async for piece in llm.stream(prompt, max_tokens=size.section_tokens,
-                                          **prose_options(size)):  # fmt: skip
+            async for piece in model.stream(prompt, max_tokens=size.section_tokens,
+                                            **prose_options(size, model)):  # fmt: skip
                 text += piece
                 report.section(item["index"], text, done=False)
             text = tidy(text, size)
@@ -186,26 +192,26 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
 
 
 class ApplyStyle(RetryingNode):
-    async def prep_async(self, shared: dict) -> tuple[str, list[dict], Reporter]:
+    async def prep_async(self, shared: dict) -> tuple[str, list[dict], Reporter, llm.LLM]:
         shared["report"].step("style")
         sections = [{"title": s["title"], "text": s["text"]} for s in shared["sections"]]
-        return shared["topic"], sections, shared["report"]
+        return shared["topic"], sections, shared["report"], shared["llm"]
 
-    async def exec_async(self, prep_res: tuple[str, list[dict], Reporter]) -> str:
-        topic, sections, report = prep_res
-        size = sizes()
+    async def exec_async(self, prep_res: tuple[str, list[dict], Reporter, llm.LLM]) -> str:
+        topic, sections, report, model = prep_res
+        size = sizes(model.backend)
         report.article("", done=False)
         if size.small:
-            return await self._style_each_section(topic, sections, report, size)
+            return await self._style_each_section(topic, sections, report, size, model)
         text = ""
         prompt = style_prompt(draft_markdown(topic, sections))
-        async for piece in llm.stream(prompt, max_tokens=size.style_tokens):
+        async for piece in model.stream(prompt, max_tokens=size.style_tokens):
             text += piece
             report.article(text, done=False)
         return strip_chatter(text)
 
     async def _style_each_section(
-        self, topic: str, sections: list[dict], report: Reporter, size: Sizes
+        self, topic: str, sections: list[dict], report: Reporter, size: Sizes, model: llm.LLM
     ) -> str:
         """A small model keeps an article's shape only if it sees one section at a time."""
         done = [f"# {topic}"]
@@ -213,8 +219,8 @@ class ApplyStyle(RetryingNode):
         for section in sections:
             heading, text = f"## {section['title']}", ""
             prompt = restyle_section_prompt(section["text"])
-            async for piece in llm.stream(prompt, max_tokens=size.style_tokens,
-                                          **prose_options(size)):  # fmt: skip
+            async for piece in model.stream(prompt, max_tokens=size.style_tokens,
+                                            **prose_options(size, model)):  # fmt: skip
                 text += piece
                 report.article("\n\n".join([*done, heading, text]), done=False)
             styled = tidy(text, size)
@@ -235,10 +241,10 @@ def tidy(text: str, size: Sizes) -> str:
     return trim_to_sentence(tidy_small_prose(text)) if size.small else text
 
 
-def prose_options(size: Sizes) -> dict[str, Any]:
+def prose_options(size: Sizes, model: llm.LLM) -> dict[str, Any]:
     """What a call that writes prose adds: the profile's stop sequences, the backend's sampling."""
     options: dict[str, Any] = {"stop": list(size.prose_stop)} if size.prose_stop else {}
-    if prose_body := llm.backend().prose_body:
+    if prose_body := model.backend.prose_body:
         options["extra_body"] = dict(prose_body)
     return options
 

@@ -18,7 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 from . import views
 from .config import Settings
 from .jobs import Job, SQLiteJobStore, StorageError
-from .llm import LLMError
+from .llm import LLM, LLMError
 from .outline import OutlineError
 from .pocketflow_nodes import create_article_flow
 
@@ -88,9 +88,10 @@ class JobReporter:
 
 
 class JobRunner:
-    def __init__(self, store: SQLiteJobStore, settings: Settings):
+    def __init__(self, store: SQLiteJobStore, settings: Settings, llm: LLM):
         self.store = store
         self.settings = settings
+        self.llm = llm  # the flow's, in its shared store
         self.tasks: dict[str, asyncio.Task] = {}
         self._slots = asyncio.Semaphore(settings.max_running_jobs)
         self._queue: list[Job] = []  # waiting for a slot, first in line first
@@ -253,6 +254,7 @@ class JobRunner:
             "sections": [dict(s) for s in job.sections],
             "article": "",
             "report": reporter,
+            "llm": self.llm,
         }
         flow = create_article_flow(
             concurrency=self.settings.section_concurrency,

@@ -20,8 +20,8 @@ def settings_for(tmp_path, **values) -> Settings:
 def test_two_apps_with_different_settings_run_side_by_side_in_one_process(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    open_app = create_app(settings_for(tmp_path / "a"))
-    locked_app = create_app(settings_for(tmp_path / "b", password="a long secret"))
+    open_app = create_app(settings_for(tmp_path / "a", model="model-a"))
+    locked_app = create_app(settings_for(tmp_path / "b", model="model-b", password="a long secret"))
     with (TestClient(open_app, base_url="http://127.0.0.1") as open_client,
           TestClient(locked_app, base_url="http://127.0.0.1") as locked_client):  # fmt: skip
         assert open_client.get("/").status_code == 200
@@ -29,7 +29,8 @@ def test_two_apps_with_different_settings_run_side_by_side_in_one_process(tmp_pa
         assert asked.status_code == 303 and asked.headers["location"] == "/login?next=%2F"
         bearer = {"Authorization": "Bearer a long secret"}
         assert locked_client.get("/api/jobs", headers=bearer).status_code == 200
-        assert open_client.get("/healthz").json()["model"] == "gpt-4o-mini"
+        assert open_client.get("/healthz").json()["model"] == "model-a"  # each its own LLM
+        assert locked_client.get("/healthz").json()["model"] == "model-b"
 
 
 def test_the_app_answers_only_the_hosts_its_settings_name(tmp_path):

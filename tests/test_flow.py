@@ -1,4 +1,4 @@
-"""The PocketFlow nodes, with `llm` stubbed (unit tests; the end-to-end tests use the wire)."""
+"""The PocketFlow nodes, with the shared store's `llm` stubbed (end-to-end tests use the wire)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ class Recorder:
 
 
 class StubLLM:
+    """What the flow uses of an llm.LLM: its backend, complete() and stream()."""
+
+    backend = llm.Backend("openai", "gpt", "https://example.invalid/v1", True)
+
     def __init__(self, outline="- One\n- Two\n- Three", delay=0.0, failures=()):
         self.outline, self.delay, self.failures = outline, delay, list(failures)
         self.calls: list[str] = []
@@ -63,19 +67,17 @@ class StubLLM:
 
 
 @pytest.fixture
-def stub(monkeypatch):
-    fake = StubLLM()
-    monkeypatch.setattr(llm, "complete", fake.complete)
-    monkeypatch.setattr(llm, "stream", fake.stream)
-    return fake
+def stub():
+    return StubLLM()
 
 
-def shared_for(topic="Tides", **state):
-    return {"topic": topic, "outline": None, "sections": [], "article": "", "report": Recorder(), **state}
+def shared_for(model, topic="Tides", **state):
+    return {"topic": topic, "outline": None, "sections": [], "article": "", "report": Recorder(),
+            "llm": model, **state}  # fmt: skip
 
 
 async def test_flow_writes_outline_sections_and_styled_article(stub):
-    shared = shared_for()
+    shared = shared_for(stub)
     await create_article_flow(retries=1).run_async(shared)
     assert shared["outline"] == ["One", "Two", "Three"]
     assert [s["text"] for s in shared["sections"]] == ["Hello there."] * 3
@@ -89,13 +91,13 @@ async def test_flow_writes_outline_sections_and_styled_article(stub):
 
 async def test_section_concurrency_is_bounded(stub):
     stub.outline, stub.delay = "- A\n- B\n- C\n- D\n- E", 0.01
-    await create_article_flow(concurrency=2, retries=1).run_async(shared_for())
+    await create_article_flow(concurrency=2, retries=1).run_async(shared_for(stub))
     assert stub.max_running == 2
 
 
 async def test_resume_pays_for_neither_the_outline_nor_finished_sections(stub):
     sections = [{"title": "One", "text": "kept", "done": True}, {"title": "Two", "text": "half", "done": False}]
-    shared = shared_for(outline=["One", "Two"], sections=sections)
+    shared = shared_for(stub, outline=["One", "Two"], sections=sections)
     await create_article_flow(retries=1).run_async(shared)
     assert stub.calls == ["section", "style"]
     assert [s["text"] for s in shared["sections"]] == ["kept", "Hello there."]
@@ -103,14 +105,14 @@ async def test_resume_pays_for_neither_the_outline_nor_finished_sections(stub):
 
 async def test_transient_errors_are_retried_and_permanent_ones_are_not(stub):
     stub.failures = [llm.LLMError("busy", transient=True)]
-    shared = shared_for()
+    shared = shared_for(stub)
     await create_article_flow(retries=2, wait=0).run_async(shared)
     assert stub.calls.count("outline") == 2 and shared["article"]
 
     stub.calls.clear()
     stub.failures = [llm.LLMError("bad key", transient=False)]
     with pytest.raises(llm.LLMError, match="bad key"):
-        await create_article_flow(retries=3, wait=0).run_async(shared_for())
+        await create_article_flow(retries=3, wait=0).run_async(shared_for(stub))
     assert stub.calls == ["outline"]
 
 
