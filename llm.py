@@ -57,7 +57,7 @@ class Backend:
     base_url: str
     configured: bool
     extra_body: dict[str, Any] | None = None  # sent with every call
-    prose_body: dict[str, Any] | None = None  # sent with calls that write prose, on top
+    prose_body: dict[str, Any] | None = None  # on top, with calls that write prose (prose=True)
     grammar: bool = False  # takes llama.cpp's GBNF `grammar` field: outlines keep their format
     small: bool = False  # plainer prompts, fewer and shorter sections (pocketflow_nodes.Sizes)
     concurrency: int = 0  # calls at once (0: no limit); the rest wait here, not on a timeout
@@ -123,36 +123,44 @@ class LLM:
         return self._client
 
     async def complete(
-        self, messages: list[dict[str, str]], *, max_tokens: int, **extra: Any
+        self, messages: list[dict[str, str]], *, max_tokens: int, prose: bool = False, **extra: Any
     ) -> Reply:
-        """One chat completion, returned whole, saying whether max_tokens cut it short."""
+        """One chat completion, returned whole, saying whether max_tokens cut it short.
+
+        `prose=True` for a call that writes prose: the backend adds its prose sampling.
+        """
         parts: list[str] = []
         finish = None
-        async with self._pieces(messages, max_tokens, extra) as pieces:
+        async with self._pieces(messages, max_tokens, prose, extra) as pieces:
             async for text, finish_reason in pieces:
                 parts.append(text)
                 finish = finish_reason or finish
         return Reply("".join(parts), cut_short=finish == "length")
 
     async def stream(
-        self, messages: list[dict[str, str]], *, max_tokens: int, **extra: Any
+        self, messages: list[dict[str, str]], *, max_tokens: int, prose: bool = False, **extra: Any
     ) -> AsyncIterator[str]:
-        """Yield the reply's text as it is generated.
+        """Yield the reply's text as it is generated (`prose` as for complete()).
 
         A stream that goes quiet for longer than the call timeout is abandoned, so a hung
         provider cannot hold a job forever.
         """
-        async with self._pieces(messages, max_tokens, extra) as pieces:
+        async with self._pieces(messages, max_tokens, prose, extra) as pieces:
             async for text, _ in pieces:
                 if text:
                     yield text
 
     @contextlib.asynccontextmanager
-    async def _pieces(self, messages: list[dict[str, str]], max_tokens: int, extra: dict[str, Any]):
+    async def _pieces(
+        self, messages: list[dict[str, str]], max_tokens: int, prose: bool, extra: dict[str, Any]
+    ):
         """The reply as (text, finish_reason) pieces, once it is our turn at the backend."""
         async with self._turns or contextlib.nullcontext():  # a one-at-a-time server: wait here
             current = self._backend  # after the wait: the server may have restarted meanwhile
-            body = {**(current.extra_body or {}), **extra.pop("extra_body", {})}
+            body = dict(current.extra_body or {})
+            if prose:
+                body |= current.prose_body or {}
+            body |= extra.pop("extra_body", {})
             pieces = self._stream(current, messages, max_tokens, body, extra)
             async with contextlib.aclosing(pieces):
                 yield pieces

@@ -179,7 +179,7 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
             size = sizes(model.backend)
             prompt = section_prompt(item["topic"], item["titles"], item["title"], small=size.small)
             async for piece in model.stream(prompt, max_tokens=size.section_tokens,
-                                            **prose_options(size, model)):  # fmt: skip
+                                            **prose_options(size)):  # fmt: skip
                 text += piece
                 report.section(item["index"], text, done=False)
             text = tidy(text, size)
@@ -220,7 +220,7 @@ class ApplyStyle(RetryingNode):
             heading, text = f"## {section['title']}", ""
             prompt = restyle_section_prompt(section["text"])
             async for piece in model.stream(prompt, max_tokens=size.style_tokens,
-                                            **prose_options(size, model)):  # fmt: skip
+                                            **prose_options(size)):  # fmt: skip
                 text += piece
                 report.article("\n\n".join([*done, heading, text]), done=False)
             styled = tidy(text, size)
@@ -241,12 +241,11 @@ def tidy(text: str, size: Sizes) -> str:
     return trim_to_sentence(tidy_small_prose(text)) if size.small else text
 
 
-def prose_options(size: Sizes, model: llm.LLM) -> dict[str, Any]:
-    """What a call that writes prose adds: the profile's stop sequences, the backend's sampling."""
+def prose_options(size: Sizes) -> dict[str, Any]:
+    """What a call that writes prose adds: the profile's stop sequences, and `prose` (the LLM
+    adds the backend's sampling for prose)."""
     options: dict[str, Any] = {"stop": list(size.prose_stop)} if size.prose_stop else {}
-    if prose_body := model.backend.prose_body:
-        options["extra_body"] = dict(prose_body)
-    return options
+    return {**options, "prose": True}
 
 
 def draft_markdown(topic: str, sections: list[dict]) -> str:

@@ -76,3 +76,22 @@ def test_llm_py_alone_imports_openai_and_knows_nothing_of_the_local_model():
     assert importers == {"llm.py"}
     assert ".local_model" in imports(ROOT / "app.py")  # the check sees relative imports
     assert not {".local_model", "draftline.local_model"} & imports(ROOT / "llm.py")
+
+
+async def test_prose_calls_carry_the_backends_prose_sampling_on_top_of_its_own(llm):
+    backend = Backend("local llama.cpp", "fake", llm.base_url, True,
+                      extra_body={"temperature": 0.2, "repeat_penalty": 1.1},
+                      prose_body={"repeat_penalty": 1.15})  # fmt: skip
+    chat = LLM(Settings(), backend)
+    try:
+        await chat.complete(SAY_HI, max_tokens=5)
+        await chat.complete(SAY_HI, max_tokens=5, prose=True)
+        _ = [p async for p in chat.stream(SAY_HI, max_tokens=5, prose=True,
+                                          extra_body={"min_tokens": 1})]  # fmt: skip
+    finally:
+        await chat.aclose()
+    plain, prose, streamed = (call.request for call in llm.calls)
+    assert (plain["temperature"], plain["repeat_penalty"]) == (0.2, 1.1)
+    assert (prose["temperature"], prose["repeat_penalty"]) == (0.2, 1.15)
+    assert (streamed["repeat_penalty"], streamed["min_tokens"]) == (1.15, 1)  # the call's wins
+    assert "prose" not in prose  # ours, never the provider's

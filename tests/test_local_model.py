@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import html
 import importlib.util
 import os
@@ -476,17 +475,15 @@ async def test_a_restyle_that_only_summarises_keeps_the_draft():
 @pytest.mark.anyio
 async def test_only_a_small_models_prose_calls_stop_at_its_sign_offs():
     stub = StubLLM(outline="- Moon\n- Shore\n")
-    backend = dataclasses.replace(SMALL, prose_body={"repeat_penalty": 1.3})
-    await create_article_flow(retries=1).run_async(shared_for(stub, backend))
+    await create_article_flow(retries=1).run_async(shared_for(stub, SMALL))
     assert len(stub.stream_calls) == 4  # two sections, two restyles
-    prose = {"stop": list(pocketflow_nodes.SMALL.prose_stop), "extra_body": {"repeat_penalty": 1.3}}
+    prose = {"stop": list(pocketflow_nodes.SMALL.prose_stop), "prose": True}
     assert all(call == prose for call in stub.stream_calls)
-    assert "stop" not in stub.outline_calls[0]
-    assert "repeat_penalty" not in stub.outline_calls[0]["extra_body"]
+    assert "stop" not in stub.outline_calls[0] and "prose" not in stub.outline_calls[0]
 
     stub = StubLLM(outline="- Moon\n- Shore\n")
     await create_article_flow(retries=1).run_async(shared_for(stub, BIG))
-    assert stub.stream_calls and all(call == {} for call in stub.stream_calls)
+    assert stub.stream_calls == [{"prose": True}, {"prose": True}, {}]  # sections, then style
 
 
 def test_the_small_model_samples_as_its_authors_advise_with_a_penalty_on_prose_only():
