@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from .config import Settings
+from .config import Settings, SettingsError
 
 log = logging.getLogger("draftline.llm")
 
@@ -260,3 +261,27 @@ def _retry_after(response: Any) -> float | None:
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+async def _smoke() -> None:
+    """One streamed call to the endpoint OPENAI_* name, printed as it arrives."""
+    chat = LLM(Settings.from_env())
+    backend = chat.backend
+    if not backend.configured:
+        raise LLMError("set OPENAI_API_KEY or OPENAI_BASE_URL. This call does not start the "
+                       "embedded model; `draftline` does.", transient=False)  # fmt: skip
+    print(f"{backend.name}: {backend.model} at {_safe_url(backend.base_url)}", file=sys.stderr)
+    try:
+        prompt = [{"role": "user", "content": "In one sentence, what is a lighthouse for?"}]
+        async for piece in chat.stream(prompt, max_tokens=60):
+            print(piece, end="", flush=True)
+        print()
+    finally:
+        await chat.aclose()
+
+
+if __name__ == "__main__":  # python -m draftline.llm: is the LLM reachable with these settings?
+    try:
+        asyncio.run(_smoke())
+    except (LLMError, SettingsError) as exc:
+        sys.exit(f"draftline.llm: {exc}")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,23 @@ async def test_prose_calls_carry_the_backends_prose_sampling_on_top_of_its_own(l
     assert (prose["temperature"], prose["repeat_penalty"]) == (0.2, 1.15)
     assert (streamed["repeat_penalty"], streamed["min_tokens"]) == (1.15, 1)  # the call's wins
     assert "prose" not in prose  # ours, never the provider's
+
+
+def smoke(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "draftline.llm"], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+
+
+def test_python_m_llm_makes_one_call_to_the_configured_endpoint(llm):
+    done = smoke(OPENAI_BASE_URL=llm.base_url, DRAFTLINE_MODEL="fake")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Friendly: In one sentence, what is a lighthouse for?")
+    assert done.stderr == f"openai-compatible: fake at {llm.base_url}\n"
+    assert len(llm.calls) == 1
+
+
+def test_python_m_llm_without_an_endpoint_says_what_to_set():
+    done = smoke()
+    assert done.returncode == 1
+    assert done.stderr.startswith("draftline.llm: set OPENAI_API_KEY or OPENAI_BASE_URL.")
+    assert "Traceback" not in done.stderr
