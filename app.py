@@ -24,18 +24,29 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from . import export, llm, local_model, security, views
-from .config import Settings
+from .brief import (
+    LENGTHS,
+    MAX_AUDIENCE_LENGTH,
+    MAX_LANGUAGE_LENGTH,
+    MAX_TOPIC_LENGTH,
+    OPTION_NAMES,
+    TONES,
+    BriefError,
+    Options,
+    clean_brief,
+)  # fmt: skip
+from .config import Settings, SettingsError
 from .jobs import Job
 from .runner import JobRunner, JobStateError, TooManyJobs
 from .store import StorageError, open_store
-from .streams import ReleasedAfter, StreamSlots, TooManyStreams, job_events, parse_last_event_id
-from .brief import (
-    LENGTHS, MAX_AUDIENCE_LENGTH, MAX_LANGUAGE_LENGTH, MAX_TOPIC_LENGTH, OPTION_NAMES, TONES,
-    BriefError, Options, clean_brief,
-)  # fmt: skip
+from .streams import (
+    ReleasedAfter,
+    StreamSlots,
+    TooManyStreams,
+    job_events,
+    parse_last_event_id,
+)
 
-settings = Settings.from_env()
-gate = security.Gate(settings.password) if settings.password else None
 templates = Jinja2Templates(env=views.environment)
 log = logging.getLogger("draftline")
 
@@ -51,7 +62,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
-    context.setdefault("backend", llm.backend())
+    context.setdefault("backend", request.app.state.llm.backend)
     context.setdefault("signed_in", getattr(request.state, "signed_in", False))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
@@ -170,7 +181,7 @@ async def article_download(request: Request) -> Response:
 
 async def login_page(request: Request) -> Response:
     next_path = security.local_path(request.query_params.get("next"))
-    if gate is None:
+    if request.app.state.gate is None:
         return RedirectResponse(next_path, status_code=303)
     return render(request, "login.html", next=next_path)
 
@@ -178,6 +189,7 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     form = await read_form(request)
     next_path = security.local_path(last(form, "next"))
+    gate = request.app.state.gate
     if gate is None:
         return RedirectResponse(next_path, status_code=303)
     try:
@@ -190,7 +202,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    response = RedirectResponse("/login" if gate else "/", status_code=303)
+    response = RedirectResponse("/login" if request.app.state.gate else "/", status_code=303)
     response.delete_cookie(security.SESSION_COOKIE, httponly=True, samesite="lax")
     return response
 
@@ -242,7 +254,7 @@ async def api_delete_job(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    backend = llm.backend()
+    backend = request.app.state.llm.backend
     health = {"status": "ok", "backend": backend.name, "model": backend.model,
               "llm_configured": backend.configured}  # fmt: skip
     try:
@@ -371,41 +383,57 @@ exception_handlers = {HTTPException: http_error, **dict.fromkeys(ERROR_CODES, ht
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette):
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    settings = app.state.settings
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
     for chatty in ("httpx", "httpx2", "openai"):  # one INFO line per LLM request is noise
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    llm.configure(settings)
-    local = await local_model.start(settings)  # the embedded default when no OPENAI_* is set
+    app.state.llm = llm.LLM(settings)
+    # The embedded default when no OPENAI_* is set: it points the LLM at its server.
+    local = await local_model.start(settings, app.state.llm.use)
     app.state.store = open_store(settings.store_url)
-    app.state.runner = JobRunner(app.state.store, settings)
+    app.state.runner = JobRunner(app.state.store, settings, app.state.llm)
     await app.state.runner.interrupt_unfinished()
     app.state.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams)
     yield
     await app.state.runner.shutdown()
     if local is not None:
         await local.stop()
+    await app.state.llm.aclose()
     await app.state.store.close()
 
 
-middleware = [
-    Middleware(SecureASGIMiddleware, secure=security.HEADERS),  # on every response, 400s too
-    Middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings),
-               www_redirect=False),  # fmt: skip
-    # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
-    Middleware(GZipMiddleware, minimum_size=500),
-    Middleware(security.CrossSiteWrites, error_page=error_page),
-    Middleware(security.RequirePassword, gate=gate, error_page=error_page),
-]
-app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
-                lifespan=lifespan)  # fmt: skip
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The app for `settings` (by default, the environment's); nothing is read at import."""
+    if settings is None:
+        settings = Settings.from_env()
+    gate = security.Gate(settings.password) if settings.password else None
+    middleware = [
+        Middleware(SecureASGIMiddleware, secure=security.HEADERS),  # on every response, 400s too
+        Middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings),
+                   www_redirect=False),  # fmt: skip
+        # Pages and htmx shrink to a third; GZipMiddleware leaves text/event-stream alone.
+        Middleware(GZipMiddleware, minimum_size=500),
+        Middleware(security.CrossSiteWrites, error_page=error_page),
+        Middleware(security.RequirePassword, gate=gate, error_page=error_page),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
+                    lifespan=lifespan)  # fmt: skip
+    app.state.settings, app.state.gate = settings, gate
+    return app
 
 
 def main() -> None:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"draftline: not starting. {exc}")
     if refusal := security.refuse_to_start(settings):
         sys.exit(f"draftline: not starting. {refusal}")
+    # uvicorn builds the app with create_app(), which reads the same environment.
     # Idle keep-alive connections close after 5 s, half-sent requests after DRAFTLINE_READ_TIMEOUT,
     # and headers past 16 KiB get 400.
-    uvicorn.run("draftline.app:app", host=settings.host, port=settings.port,
+    uvicorn.run("draftline.app:create_app", factory=True, host=settings.host, port=settings.port,
                 log_level=settings.log_level,
                 timeout_graceful_shutdown=10, timeout_keep_alive=5,
                 http=security.read_deadline(settings.read_timeout),

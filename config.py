@@ -1,105 +1,122 @@
-"""Settings, read once from the environment at start-up.
+"""Settings, read once from the environment at start-up (pydantic-settings).
 
-Every variable is listed in README.md; tests/test_docs.py checks that it stays so.
+Each field below is one environment variable: `DRAFTLINE_` and the field's name in capitals, or
+the alias it names (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `DRAFTLINE_STORE`). Its default is
+written here and nowhere else; README.md lists every variable with it, and tests/test_docs.py
+checks that from this model. A value that breaks a field's constraint is refused at start, with
+the variable's name; an empty one means the default.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-# The documented variables and their defaults, in the order README lists them.
-DEFAULTS: dict[str, str] = {
-    "OPENAI_API_KEY": "",
-    "OPENAI_BASE_URL": "",
-    "DRAFTLINE_MODEL": "gpt-4o-mini",
-    "DRAFTLINE_LOCAL_MODEL": "auto",
-    "DRAFTLINE_LOCAL_THREADS": "0",
-    "DRAFTLINE_HOST": "127.0.0.1",
-    "DRAFTLINE_PORT": "8000",
-    "DRAFTLINE_PASSWORD": "",
-    "DRAFTLINE_ALLOWED_HOSTS": "",
-    "DRAFTLINE_STORE": "sqlite:///data/draftline.db",
-    "DRAFTLINE_SECTION_CONCURRENCY": "5",
-    "DRAFTLINE_LLM_TIMEOUT": "60",
-    "DRAFTLINE_LLM_RETRIES": "3",
-    "DRAFTLINE_LLM_RETRY_WAIT": "1",
-    "DRAFTLINE_JOB_DEADLINE": "600",
-    "DRAFTLINE_MAX_RUNNING_JOBS": "4",
-    "DRAFTLINE_MAX_WAITING_PER_CLIENT": "50",
-    "DRAFTLINE_JOBS_PER_MINUTE": "30",
-    "DRAFTLINE_MAX_STREAMS_PER_CLIENT": "100",
-    "DRAFTLINE_MAX_STREAMS": "1000",
-    "DRAFTLINE_READ_TIMEOUT": "10",
-    "DRAFTLINE_LOG_LEVEL": "info",
-}
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PREFIX = "DRAFTLINE_"
+
+Count = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-def _get(environ: dict[str, str], name: str) -> str:
-    return environ.get(name, "").strip() or DEFAULTS[name]
+class SettingsError(ValueError):
+    """Settings the environment gives that Draftline refuses; the message names each variable."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    openai_api_key: str = ""
-    openai_base_url: str = ""
-    model: str = DEFAULTS["DRAFTLINE_MODEL"]
-    local_model: str = DEFAULTS["DRAFTLINE_LOCAL_MODEL"]  # "auto", "off" or a .gguf path
-    local_threads: int = 0  # 0: one per CPU core
-    host: str = DEFAULTS["DRAFTLINE_HOST"]
-    port: int = int(DEFAULTS["DRAFTLINE_PORT"])
-    password: str = ""  # set: every route but /healthz and static files asks for it
-    allowed_hosts: tuple[str, ...] = ()  # Host names served besides the loopback ones
-    store_url: str = DEFAULTS["DRAFTLINE_STORE"]
-    section_concurrency: int = 5
-    llm_timeout: float = 60.0
-    llm_retries: int = 3
-    llm_retry_wait: float = 1.0
-    job_deadline: float = 600.0
-    max_running_jobs: int = 4
-    max_waiting_per_client: int = 50
-    jobs_per_minute: int = 30  # per client, started or resumed; a burst may use them at once
-    max_streams_per_client: int = 100  # open event streams (live pages) per client
-    max_streams: int = 1000  # ... and from everyone together
-    read_timeout: float = 10.0  # seconds for a request's headers and body to arrive
-    log_level: str = "info"
+class Settings(BaseSettings):
+    """Everything an operator can set, in the order README lists it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        frozen=True,
+        populate_by_name=True,  # Settings(store_url=...) as well as DRAFTLINE_STORE
+        str_strip_whitespace=True,
+    )
+
+    openai_api_key: str = Field("", validation_alias="OPENAI_API_KEY", repr=False)
+    openai_base_url: str = Field("", validation_alias="OPENAI_BASE_URL")
+    model: str = "gpt-4o-mini"
+    local_model: str = "auto"  # "auto", "off" or the path of a .gguf file
+    local_threads: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    password: str = Field("", repr=False)  # set: every route but /healthz and static files ask
+    # Host names served besides the loopback ones, separated by commas or spaces (not JSON).
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    store_url: str = Field("sqlite:///data/draftline.db", validation_alias="DRAFTLINE_STORE")
+    section_concurrency: Count = 5
+    llm_timeout: Seconds = 60.0
+    llm_retries: Count = 3
+    llm_retry_wait: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    job_deadline: Seconds = 600.0
+    max_running_jobs: Count = 4
+    max_waiting_per_client: Count = 50
+    jobs_per_minute: Count = 30  # per client, started or resumed; a burst may use them at once
+    max_streams_per_client: Count = 100  # open event streams (live pages) per client
+    max_streams: Count = 1000  # ... and from everyone together
+    read_timeout: Seconds = 10.0  # seconds for a request's headers and body to arrive
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_files):
+        """Arguments, then the environment; no .env or secrets files."""
+        return init_settings, env_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_default(cls, values: Any) -> Any:
+        """`DRAFTLINE_PORT=` (or only spaces) is the default, as if it were not set."""
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+        return values
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return tuple(value.replace(",", " ").split()) if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def llm_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if environ is None else environ)
-        return cls(
-            openai_api_key=_get(env, "OPENAI_API_KEY"),
-            openai_base_url=_get(env, "OPENAI_BASE_URL"),
-            model=_get(env, "DRAFTLINE_MODEL"),
-            local_model=_get(env, "DRAFTLINE_LOCAL_MODEL"),
-            local_threads=max(0, int(_get(env, "DRAFTLINE_LOCAL_THREADS"))),
-            host=_get(env, "DRAFTLINE_HOST"),
-            port=int(_get(env, "DRAFTLINE_PORT")),
-            password=_get(env, "DRAFTLINE_PASSWORD"),
-            allowed_hosts=tuple(_get(env, "DRAFTLINE_ALLOWED_HOSTS").replace(",", " ").split()),
-            store_url=_get(env, "DRAFTLINE_STORE"),
-            section_concurrency=max(1, int(_get(env, "DRAFTLINE_SECTION_CONCURRENCY"))),
-            llm_timeout=float(_get(env, "DRAFTLINE_LLM_TIMEOUT")),
-            llm_retries=max(1, int(_get(env, "DRAFTLINE_LLM_RETRIES"))),
-            llm_retry_wait=float(_get(env, "DRAFTLINE_LLM_RETRY_WAIT")),
-            job_deadline=float(_get(env, "DRAFTLINE_JOB_DEADLINE")),
-            max_running_jobs=max(1, int(_get(env, "DRAFTLINE_MAX_RUNNING_JOBS"))),
-            max_waiting_per_client=max(1, int(_get(env, "DRAFTLINE_MAX_WAITING_PER_CLIENT"))),
-            jobs_per_minute=max(1, int(_get(env, "DRAFTLINE_JOBS_PER_MINUTE"))),
-            max_streams_per_client=max(1, int(_get(env, "DRAFTLINE_MAX_STREAMS_PER_CLIENT"))),
-            max_streams=max(1, int(_get(env, "DRAFTLINE_MAX_STREAMS"))),
-            read_timeout=max(0.1, float(_get(env, "DRAFTLINE_READ_TIMEOUT"))),
-            log_level=_get(env, "DRAFTLINE_LOG_LEVEL").lower(),
-        )
+    def from_env(cls) -> Settings:
+        """The settings the environment gives, or SettingsError naming each variable that is
+        wrong, e.g. `DRAFTLINE_PORT: Input should be a valid integer, unable to parse string as
+        an integer (got 'abc')`."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise SettingsError("\n".join(map(_explain, exc.errors()))) from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else PREFIX + field.upper()
+
+
+def variables() -> dict[str, Any]:
+    """Every environment variable and its default, in the model's (and README's) order."""
+    return {env_name(name): field.default for name, field in Settings.model_fields.items()}
+
+
+def _explain(error: Any) -> str:
+    """One line per refused value: the variable (a field's alias is its name), what is wrong."""
+    where = str(error["loc"][0]) if error["loc"] else ""
+    name = env_name(where) if where in Settings.model_fields else where
+    return f"{name}: {error['msg']} (got {error['input']!r})"
 
 
 def sqlite_path(store_url: str) -> Path:
-    """`sqlite:///data/x.db` is relative to the working directory, `sqlite:////abs/x.db` absolute."""
+    """`sqlite:///data/x.db` is relative to the working directory; `sqlite:////abs/x.db` is not."""
     prefix = "sqlite:///"
     if not store_url.startswith(prefix):
         raise ValueError(f"DRAFTLINE_STORE must start with {prefix!r}, got {store_url!r}")

@@ -1,11 +1,13 @@
-"""The one place that talks to the LLM: any OpenAI-compatible endpoint.
+"""The one place that talks to the LLM: any OpenAI-compatible endpoint, through an `LLM` object.
 
 That includes the embedded default: local_model.py runs llama.cpp's OpenAI-compatible server as a
-child process and points this module at it, so every backend takes the same generation path.
+child process and hands the app's LLM object its address (`LLM.use`) each time the server starts,
+so every backend takes the same generation path. This module knows nothing of local_model.
 
-The client is built lazily, once per process (building one costs an SSL context and a pool), with
-the openai client's own retries off: retrying is the flow's job (pocketflow_nodes.RetryingNode).
-Every failure leaves this module as an LLMError whose message a person can read.
+Each LLM object builds its client lazily and keeps it (building one costs an SSL context and a
+pool), with the openai client's own retries off: retrying is the flow's job
+(pocketflow_nodes.RetryingNode). Every failure leaves this module as an LLMError whose message a
+person can read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,7 +25,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from .config import Settings
+from .config import Settings, SettingsError
 
 log = logging.getLogger("draftline.llm")
 
@@ -55,7 +58,7 @@ class Backend:
     base_url: str
     configured: bool
     extra_body: dict[str, Any] | None = None  # sent with every call
-    prose_body: dict[str, Any] | None = None  # sent with calls that write prose, on top
+    prose_body: dict[str, Any] | None = None  # on top, with calls that write prose (prose=True)
     grammar: bool = False  # takes llama.cpp's GBNF `grammar` field: outlines keep their format
     small: bool = False  # plainer prompts, fewer and shorter sections (pocketflow_nodes.Sizes)
     concurrency: int = 0  # calls at once (0: no limit); the rest wait here, not on a timeout
@@ -70,125 +73,149 @@ class Reply:
     cut_short: bool = False
 
 
-_settings = Settings()
-_backend: Backend | None = None
-_client: openai.AsyncOpenAI | None = None
-_turns: asyncio.Semaphore | None = None
+class LLM:
+    """The LLM one app talks to: its backend, one lazily built client, and turns at the server.
+
+    The app builds one in its lifespan (app.state.llm) and the job runner hands it to the flow.
+    The embedded model tells it where to go with `use()`, every time its server (re)starts.
+    """
+
+    def __init__(self, settings: Settings, backend: Backend | None = None):
+        self.settings = settings
+        self._backend = backend or backend_from(settings)
+        self._client: openai.AsyncOpenAI | None = None
+        self._turns = _turns_for(self._backend)
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    async def use(self, backend: Backend) -> None:
+        """Talk to `backend` from now on. The old client is closed: a call still on it fails
+        as a lost connection, which the flow retries on the new one."""
+        if backend.concurrency != self._backend.concurrency:  # else callers keep their places
+            self._turns = _turns_for(backend)
+        self._backend = backend
+        old, self._client = self._client, None
+        if old is not None:
+            await old.close()
+
+    async def aclose(self) -> None:
+        old, self._client = self._client, None
+        if old is not None:
+            await old.close()
+
+    def client(self) -> openai.AsyncOpenAI:
+        """The client for the current backend, or a readable LLMError if there can be none."""
+        current = self._backend
+        if not current.configured:
+            raise LLMNotConfigured()
+        if current.unavailable:  # e.g. the embedded model crashes on this CPU: retrying cannot help
+            raise LLMError(current.unavailable, transient=False)
+        if self._client is None:
+            timeout = self.settings.llm_timeout
+            self._client = openai.AsyncOpenAI(
+                # Local servers (Ollama, llama.cpp) need no key, but the client insists on one.
+                api_key=self.settings.openai_api_key or "not-needed",
+                base_url=current.base_url,
+                timeout=openai.Timeout(timeout, connect=min(10.0, timeout)),
+                max_retries=0,
+            )
+        return self._client
+
+    async def complete(
+        self, messages: list[dict[str, str]], *, max_tokens: int, prose: bool = False, **extra: Any
+    ) -> Reply:
+        """One chat completion, returned whole, saying whether max_tokens cut it short.
+
+        `prose=True` for a call that writes prose: the backend adds its prose sampling.
+        """
+        parts: list[str] = []
+        finish = None
+        async with self._pieces(messages, max_tokens, prose, extra) as pieces:
+            async for text, finish_reason in pieces:
+                parts.append(text)
+                finish = finish_reason or finish
+        return Reply("".join(parts), cut_short=finish == "length")
+
+    async def stream(
+        self, messages: list[dict[str, str]], *, max_tokens: int, prose: bool = False, **extra: Any
+    ) -> AsyncIterator[str]:
+        """Yield the reply's text as it is generated (`prose` as for complete()).
+
+        A stream that goes quiet for longer than the call timeout is abandoned, so a hung
+        provider cannot hold a job forever.
+        """
+        async with self._pieces(messages, max_tokens, prose, extra) as pieces:
+            async for text, _ in pieces:
+                if text:
+                    yield text
+
+    @contextlib.asynccontextmanager
+    async def _pieces(
+        self, messages: list[dict[str, str]], max_tokens: int, prose: bool, extra: dict[str, Any]
+    ):
+        """The reply as (text, finish_reason) pieces, once it is our turn at the backend."""
+        async with self._turns or contextlib.nullcontext():  # a one-at-a-time server: wait here
+            current = self._backend  # after the wait: the server may have restarted meanwhile
+            body = dict(current.extra_body or {})
+            if prose:
+                body |= current.prose_body or {}
+            body |= extra.pop("extra_body", {})
+            pieces = self._stream(current, messages, max_tokens, body, extra)
+            async with contextlib.aclosing(pieces):
+                yield pieces
+
+    async def _stream(
+        self, current: Backend, messages: list[dict[str, str]], max_tokens: int, body: dict,
+        extra: dict,
+    ) -> AsyncIterator[tuple[str, str | None]]:  # fmt: skip
+        timeout = self.settings.llm_timeout
+        try:
+            response = await self.client().chat.completions.create(
+                model=current.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                stream=True,
+                extra_body=body or None,
+                **extra,
+            )
+            chunks = aiter(response)
+            try:
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(anext(chunks), timeout)
+                    except StopAsyncIteration:
+                        break
+                    for choice in chunk.choices or []:
+                        text = choice.delta.content if choice.delta else None
+                        if text or choice.finish_reason:
+                            yield text or "", choice.finish_reason
+            finally:
+                await response.close()
+        except LLMError:
+            raise
+        except (TimeoutError, openai.APITimeoutError) as exc:
+            message = f"The model did not answer within {timeout:g} s."
+            raise LLMError(message, transient=True) from exc
+        except openai.APIStatusError as exc:
+            raise _status_error(exc, current.model) from exc
+        except openai.APIConnectionError as exc:  # refused, reset, or a stream cut short
+            # The address is for the owner's log: it may carry credentials, and viewers see errors.
+            log.warning("lost the connection to the LLM at %s: %s", _safe_url(current.base_url),
+                        exc)  # fmt: skip
+            raise LLMError("Lost the connection to the LLM.", transient=True) from exc
 
 
-def configure(settings: Settings, backend: Backend | None = None) -> None:
-    """Point this module at an endpoint; the client itself is built on first use."""
-    global _settings, _backend, _client, _turns
-    _settings = settings
-    _backend = backend or _backend_from(settings)
-    _client = None
-    _turns = asyncio.Semaphore(_backend.concurrency) if _backend.concurrency else None
-
-
-def _backend_from(settings: Settings) -> Backend:
+def backend_from(settings: Settings) -> Backend:
+    """The backend OPENAI_* name (OpenAI itself when neither is set, if only a key is)."""
     base_url = settings.openai_base_url or "https://api.openai.com/v1"
     name = "openai" if not settings.openai_base_url else "openai-compatible"
     return Backend(name, settings.model, base_url, settings.llm_configured)
 
 
-def backend() -> Backend:
-    if _backend is None:
-        configure(_settings)
-    assert _backend is not None
-    return _backend
-
-
-def client() -> openai.AsyncOpenAI:
-    global _client
-    current = backend()
-    if not current.configured:
-        raise LLMNotConfigured()
-    if current.unavailable:  # e.g. the embedded model crashes on this CPU: retrying cannot help
-        raise LLMError(current.unavailable, transient=False)
-    if _client is None:
-        _client = openai.AsyncOpenAI(
-            # Local servers (Ollama, llama.cpp) need no key, but the client insists on one.
-            api_key=_settings.openai_api_key or "not-needed",
-            base_url=current.base_url,
-            timeout=openai.Timeout(_settings.llm_timeout, connect=min(10.0, _settings.llm_timeout)),
-            max_retries=0,
-        )
-    return _client
-
-
-async def complete(messages: list[dict[str, str]], *, max_tokens: int, **extra: Any) -> Reply:
-    """One chat completion, returned whole, saying whether max_tokens cut it short."""
-    parts: list[str] = []
-    finish = None
-    async with _pieces(messages, max_tokens, extra) as pieces:
-        async for text, finish_reason in pieces:
-            parts.append(text)
-            finish = finish_reason or finish
-    return Reply("".join(parts), cut_short=finish == "length")
-
-
-async def stream(
-    messages: list[dict[str, str]], *, max_tokens: int, **extra: Any
-) -> AsyncIterator[str]:
-    """Yield the reply's text as it is generated.
-
-    A stream that goes quiet for longer than the call timeout is abandoned, so a hung provider
-    cannot hold a job forever.
-    """
-    async with _pieces(messages, max_tokens, extra) as pieces:
-        async for text, _ in pieces:
-            if text:
-                yield text
-
-
-@contextlib.asynccontextmanager
-async def _pieces(messages: list[dict[str, str]], max_tokens: int, extra: dict[str, Any]):
-    """The reply as (text, finish_reason) pieces, once it is our turn at the backend."""
-    current = backend()
-    body = {**(current.extra_body or {}), **extra.pop("extra_body", {})}
-    async with _turns or contextlib.nullcontext():  # a one-at-a-time server: wait our turn here
-        pieces = _stream(current, messages, max_tokens, body, extra)
-        async with contextlib.aclosing(pieces):
-            yield pieces
-
-
-async def _stream(
-    current: Backend, messages: list[dict[str, str]], max_tokens: int, body: dict, extra: dict
-) -> AsyncIterator[tuple[str, str | None]]:
-    try:
-        response = await client().chat.completions.create(
-            model=current.model,
-            messages=messages,  # type: ignore[arg-type]
-            max_tokens=max_tokens,
-            stream=True,
-            extra_body=body or None,
-            **extra,
-        )
-        chunks = aiter(response)
-        try:
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(anext(chunks), _settings.llm_timeout)
-                except StopAsyncIteration:
-                    break
-                for choice in chunk.choices or []:
-                    text = choice.delta.content if choice.delta else None
-                    if text or choice.finish_reason:
-                        yield text or "", choice.finish_reason
-        finally:
-            await response.close()
-    except LLMError:
-        raise
-    except (TimeoutError, openai.APITimeoutError) as exc:
-        raise LLMError(
-            f"The model did not answer within {_settings.llm_timeout:g} s.", transient=True
-        ) from exc
-    except openai.APIStatusError as exc:
-        raise _status_error(exc) from exc
-    except openai.APIConnectionError as exc:  # refused, reset, or a stream cut short
-        # The address is for the owner's log: it may carry credentials, and viewers see errors.
-        log.warning("lost the connection to the LLM at %s: %s", _safe_url(current.base_url), exc)
-        raise LLMError("Lost the connection to the LLM.", transient=True) from exc
+def _turns_for(backend: Backend) -> asyncio.Semaphore | None:
+    return asyncio.Semaphore(backend.concurrency) if backend.concurrency else None
 
 
 def _safe_url(url: str) -> str:
@@ -197,7 +224,7 @@ def _safe_url(url: str) -> str:
     return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
 
 
-def _status_error(exc: openai.APIStatusError) -> LLMError:
+def _status_error(exc: openai.APIStatusError, model: str) -> LLMError:
     code = exc.status_code
     if code == 429:
         return LLMError(
@@ -214,7 +241,7 @@ def _status_error(exc: openai.APIStatusError) -> LLMError:
         )
     if code == 404:
         return LLMError(
-            f"The LLM provider does not know the model {backend().model!r} (404): "
+            f"The LLM provider does not know the model {model!r} (404): "
             "check DRAFTLINE_MODEL.",
             transient=False,
         )
@@ -234,3 +261,27 @@ def _retry_after(response: Any) -> float | None:
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+async def _smoke() -> None:
+    """One streamed call to the endpoint OPENAI_* name, printed as it arrives."""
+    chat = LLM(Settings.from_env())
+    backend = chat.backend
+    if not backend.configured:
+        raise LLMError("set OPENAI_API_KEY or OPENAI_BASE_URL. This call does not start the "
+                       "embedded model; `draftline` does.", transient=False)  # fmt: skip
+    print(f"{backend.name}: {backend.model} at {_safe_url(backend.base_url)}", file=sys.stderr)
+    try:
+        prompt = [{"role": "user", "content": "In one sentence, what is a lighthouse for?"}]
+        async for piece in chat.stream(prompt, max_tokens=60):
+            print(piece, end="", flush=True)
+        print()
+    finally:
+        await chat.aclose()
+
+
+if __name__ == "__main__":  # python -m draftline.llm: is the LLM reachable with these settings?
+    try:
+        asyncio.run(_smoke())
+    except (LLMError, SettingsError) as exc:
+        sys.exit(f"draftline.llm: {exc}")

@@ -2,7 +2,8 @@
 
 When neither OPENAI_API_KEY nor OPENAI_BASE_URL is set and the `local` extra is installed
 (`pip install -e '.[local]'`), `start()` runs `python -m llama_cpp.server` as a child process on a
-free loopback port, waits until it answers, and points llm.py at it. The whole app then keeps one
+free loopback port, waits until it answers, and hands its llm.Backend to the callback it was given
+(the app's `LLM.use`), again after every restart. The whole app then keeps one
 generation path, the openai client, for OpenAI, Ollama and the embedded model alike. A watchdog
 restarts the server if it dies; `stop()` ends it with the app, and the child ends itself if the
 app is killed outright.
@@ -12,7 +13,8 @@ Why a child process and not llama_cpp.Llama in a worker thread:
   already has. Cancelling a job closes the HTTP stream, and llama.cpp's server stops generating at
   the next token; a worker thread cannot be cancelled, only asked to stop between tokens.
 - A Llama object is not thread-safe (two concurrent calls crash the process). The server
-  serialises calls itself, and llm.py makes callers wait their turn (Backend.concurrency = 1).
+  serialises calls itself, and the LLM object makes callers wait their turn
+  (Backend.concurrency = 1).
 - A crash in native code takes down the child, not the web app; the watchdog starts a new one.
 - The event loop never runs model code: the app only waits on a socket.
 
@@ -38,6 +40,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -46,6 +49,8 @@ from . import llm
 from .config import Settings
 
 log = logging.getLogger("draftline.local_model")
+
+UseBackend = Callable[[llm.Backend], Awaitable[None]]  # e.g. LLM.use: talk to this backend now
 
 BACKEND_NAME = "local llama.cpp"
 MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -110,11 +115,12 @@ def server_installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in SERVER_MODULES)
 
 
-async def start(settings: Settings) -> LocalModel | None:
-    """Start the embedded model and point llm.py at it, if it is the LLM to use.
+async def start(settings: Settings, use_backend: UseBackend) -> LocalModel | None:
+    """Start the embedded model, if it is the LLM to use, and pass its backend to `use_backend`
+    now and whenever its server restarts (or is found unable to run).
 
     Returns None when an OPENAI_* endpoint is configured, when DRAFTLINE_LOCAL_MODEL is `off`, or
-    when the `local` extra is not installed (llm.py then tells the user what to set or install).
+    when the `local` extra is not installed (the LLM then tells the user what to set or install).
     """
     if settings.llm_configured or settings.local_model == "off":
         return None
@@ -127,7 +133,7 @@ async def start(settings: Settings) -> LocalModel | None:
         raise LocalModelError(f"DRAFTLINE_LOCAL_MODEL names no file: {settings.local_model}")
     if not server_installed():
         raise LocalModelError("DRAFTLINE_LOCAL_MODEL needs llama.cpp: pip install -e '.[local]'")
-    model = LocalModel(path, settings)
+    model = LocalModel(path, settings, use_backend)
     await model.start()
     return model
 
@@ -135,9 +141,10 @@ async def start(settings: Settings) -> LocalModel | None:
 class LocalModel:
     """llama.cpp's OpenAI-compatible server, as a supervised child process."""
 
-    def __init__(self, path: Path, settings: Settings):
+    def __init__(self, path: Path, settings: Settings, use_backend: UseBackend):
         self.path = path
         self.settings = settings
+        self.use_backend = use_backend
         self.name = MODEL_NAME if settings.local_model == "auto" else path.stem
         self.threads = settings.local_threads or os.cpu_count() or 1
         self.port = 0
@@ -165,14 +172,14 @@ class LocalModel:
         try:
             await self._spawn()
         except ModelCannotRun as exc:
-            self._give_up(exc)
+            await self._give_up(exc)
             return
         self._watchdog = asyncio.create_task(self._watch(), name="local-model-watchdog")
 
-    def _give_up(self, exc: ModelCannotRun) -> None:
+    async def _give_up(self, exc: ModelCannotRun) -> None:
         """Serve on without a model: every page and job says why and what to do."""
         self.unavailable = exc
-        llm.configure(self.settings, self.backend())
+        await self.use_backend(self.backend())
         log.error("%s\nllama.cpp's last output:\n%s", exc, self.output())
 
     async def stop(self) -> None:
@@ -184,7 +191,7 @@ class LocalModel:
         log.info("local model stopped")
 
     async def _spawn(self) -> None:
-        """Start the server on a fresh loopback port, wait until it answers, point llm.py at it."""
+        """Start the server on a fresh loopback port, wait until it answers, then use it."""
         self.port = free_port()
         command = [
             sys.executable, "-m", "draftline.local_model",  # llama_cpp.server, ending with its parent
@@ -209,7 +216,7 @@ class LocalModel:
         except BaseException:
             await self._end_process()
             raise
-        llm.configure(self.settings, self.backend())
+        await self.use_backend(self.backend())
         log.info("local model %s ready at %s in %.1f s (pid %d, %d threads)", self.name,
                  self.base_url, time.monotonic() - started, self.process.pid,
                  self.threads)  # fmt: skip
@@ -276,7 +283,7 @@ class LocalModel:
                     await self._spawn()
                     break
                 except ModelCannotRun as exc:  # it starts, then dies again: restarting is futile
-                    self._give_up(exc)
+                    await self._give_up(exc)
                     return
                 except OSError as exc:
                     delay = min(delay * 2, 30.0)

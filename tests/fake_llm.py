@@ -41,6 +41,7 @@ class Call:
     started: float
     finished: float = 0.0
     fault: str | None = None
+    request: dict = field(default_factory=dict)  # the JSON body, as the client sent it
 
 
 @dataclass
@@ -121,7 +122,7 @@ class FakeLLM:
         system = next((m["content"] for m in messages if m["role"] == "system"), "")
         kind = "outline" if "outline" in system else "section" if "one section" in system else "style"
         prompt = messages[-1]["content"]
-        call = Call(kind, time.monotonic())
+        call = Call(kind, time.monotonic(), request=body)
         self.calls.append(call)
         if self.error_status and kind in self.error_kinds:
             call.fault = str(self.error_status)

@@ -43,12 +43,14 @@ class Recorder(JobReporter):
         await super().article(text, done)
 
 
-async def shared_for(topic: str = "Tides", reporter: type[Recorder] = Recorder, **facts) -> dict:
+async def shared_for(model, topic: str = "Tides", reporter: type[Recorder] = Recorder,
+                     **facts) -> dict:  # fmt: skip
     """A flow's shared store for a new job about `topic` (with `facts` already known, as when a
-    job resumes): the job, and the reporter through which the flow changes it."""
+    job resumes): the job, the reporter through which the flow changes it, and `model` (an
+    llm.LLM, or a stand-in with its backend, complete() and stream())."""
     store = SQLiteJobStore(":memory:")
     job = await store.create(topic)
     for name, value in facts.items():
         setattr(job, name, value)
     await store.save(job)
-    return {"job": job, "report": reporter(store, job)}
+    return {"job": job, "report": reporter(store, job), "llm": model}

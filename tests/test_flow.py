@@ -1,4 +1,4 @@
-"""The PocketFlow nodes, with `llm` stubbed (unit tests; the end-to-end tests use the wire)."""
+"""The PocketFlow nodes, with the shared store's `llm` stubbed (end-to-end tests use the wire)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ pytestmark = pytest.mark.anyio
 
 
 class StubLLM:
+    """What the flow uses of an llm.LLM: its backend, complete() and stream()."""
+
+    backend = llm.Backend("openai", "gpt", "https://example.invalid/v1", True)
+
     def __init__(self, outline="- One\n- Two\n- Three", delay=0.0, failures=()):
         self.outline, self.delay, self.failures = outline, delay, list(failures)
         self.calls: list[str] = []
@@ -46,21 +50,18 @@ class StubLLM:
 
 
 @pytest.fixture
-def stub(monkeypatch):
-    fake = StubLLM()
-    monkeypatch.setattr(llm, "complete", fake.complete)
-    monkeypatch.setattr(llm, "stream", fake.stream)
-    return fake
+def stub():
+    return StubLLM()
 
 
 async def test_flow_writes_outline_sections_and_styled_article(stub):
-    shared = await shared_for()
+    shared = await shared_for(stub)
     await create_article_flow(retries=1).run_async(shared)
     job = shared["job"]
     assert job.outline == ["One", "Two", "Three"]
     assert [s["text"] for s in job.sections] == ["Hello there."] * 3
     assert job.article == "Hello there."
-    assert set(shared) == {"job", "report"}  # nodes write no copies of the job's facts
+    assert set(shared) == {"job", "report", "llm"}  # nodes write no copies of the job's facts
     report = shared["report"]
     assert report.steps == ["outline", "sections", "style"]
     assert report.sections[0][-1] == ("Hello there.", True)
@@ -69,7 +70,7 @@ async def test_flow_writes_outline_sections_and_styled_article(stub):
 
 
 async def test_the_reporter_is_the_one_writer_and_events_carry_facts(stub):
-    shared = await shared_for()
+    shared = await shared_for(stub)
     await create_article_flow(retries=1).run_async(shared)
     store, job = shared["report"].store, shared["job"]
     assert (await store.get(job.id)).to_record() == job.to_record()  # nothing written elsewhere
@@ -80,13 +81,13 @@ async def test_the_reporter_is_the_one_writer_and_events_carry_facts(stub):
 
 async def test_section_concurrency_is_bounded(stub):
     stub.outline, stub.delay = "- A\n- B\n- C\n- D\n- E", 0.01
-    await create_article_flow(concurrency=2, retries=1).run_async(await shared_for())
+    await create_article_flow(concurrency=2, retries=1).run_async(await shared_for(stub))
     assert stub.max_running == 2
 
 
 async def test_resume_pays_for_neither_the_outline_nor_finished_sections(stub):
     sections = [{"title": "One", "text": "kept", "done": True}, {"title": "Two", "text": "half", "done": False}]
-    shared = await shared_for(outline=["One", "Two"], sections=sections)
+    shared = await shared_for(stub, outline=["One", "Two"], sections=sections)
     await create_article_flow(retries=1).run_async(shared)
     assert stub.calls == ["section", "style"]
     assert [s["text"] for s in shared["job"].sections] == ["kept", "Hello there."]
@@ -111,7 +112,7 @@ def waits(monkeypatch) -> list[float]:
 
 async def test_transient_errors_are_retried_with_exponential_backoff(stub, waits):
     stub.failures = [BUSY, BUSY]
-    shared = await shared_for()
+    shared = await shared_for(stub)
     await create_article_flow(retries=3, wait=1.0).run_async(shared)
     assert stub.calls.count("outline") == 3 and shared["job"].article == "Hello there."
     assert len(waits) == 2
@@ -121,26 +122,26 @@ async def test_transient_errors_are_retried_with_exponential_backoff(stub, waits
 async def test_a_step_fails_with_its_last_error_after_the_attempts_allowed(stub, waits):
     stub.failures = [BUSY, BUSY, llm.LLMError("still busy", transient=True)]
     with pytest.raises(llm.LLMError, match="still busy"):
-        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for())
+        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for(stub))
     assert stub.calls == ["outline"] * 3 and len(waits) == 2
 
 
 async def test_permanent_errors_are_not_retried(stub, waits):
     stub.failures = [llm.LLMError("bad key", transient=False)]
     with pytest.raises(llm.LLMError, match="bad key"):
-        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for())
+        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for(stub))
     assert stub.calls == ["outline"] and waits == []
 
 
 async def test_retry_after_is_the_wait_up_to_a_minute_and_retries_are_logged(stub, waits, caplog):
     stub.failures = [llm.LLMError("slow down", transient=True, retry_after=2.5)]
     with caplog.at_level(logging.WARNING, logger="draftline.flow"):
-        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for())
+        await create_article_flow(retries=3, wait=1.0).run_async(await shared_for(stub))
     assert waits == [2.5]
     assert caplog.messages == ["GenerateOutline: slow down; retrying in 2.5 s (attempt 2 of 3)"]
 
     stub.failures = [llm.LLMError("slow down", transient=True, retry_after=3600)]
-    await create_article_flow(retries=3, wait=1.0).run_async(await shared_for())
+    await create_article_flow(retries=3, wait=1.0).run_async(await shared_for(stub))
     assert waits == [2.5, 60.0]
 
 
@@ -155,8 +156,8 @@ async def test_a_failed_section_is_written_again_alone(stub, monkeypatch, waits)
             cut.append(True)
             raise llm.LLMError("Lost the connection to the LLM.", transient=True)
 
-    monkeypatch.setattr(llm, "stream", stream)
-    shared = await shared_for()
+    monkeypatch.setattr(stub, "stream", stream)
+    shared = await shared_for(stub)
     await create_article_flow(retries=3, wait=1.0).run_async(shared)
     assert stub.calls.count("section") == 4  # three sections, and the second one again
     starts = {i: updates.count(("", False)) for i, updates in shared["report"].sections.items()}
@@ -167,10 +168,9 @@ async def test_a_failed_section_is_written_again_alone(stub, monkeypatch, waits)
 
 async def test_a_small_models_outline_falls_back_after_the_last_attempt(stub, monkeypatch, waits):
     """PocketFlow's exec_fallback_async still gets the last failure, after every retry."""
-    small = llm.Backend("local", "tiny", "http://127.0.0.1:9/v1", True, small=True)
-    monkeypatch.setattr(llm, "backend", lambda: small)
+    stub.backend = llm.Backend("local", "tiny", "http://127.0.0.1:9/v1", True, small=True)
     stub.outline = "The tide is a fascinating topic that has captivated people."
-    shared = await shared_for()
+    shared = await shared_for(stub)
     await create_article_flow(retries=3, wait=1.0).run_async(shared)
     assert stub.calls.count("outline") == 3 and len(waits) == 2
     assert shared["job"].outline == fallback_outline("Tides", 3)
@@ -185,8 +185,8 @@ async def test_a_cancelled_call_is_neither_retried_nor_swallowed(stub, monkeypat
             await asyncio.Event().wait()  # cancelled here
         return await answer(messages, max_tokens, **extra)  # a retry would finish the job
 
-    monkeypatch.setattr(llm, "complete", hang_once)
-    shared = await shared_for()
+    monkeypatch.setattr(stub, "complete", hang_once)
+    shared = await shared_for(stub)
     task = asyncio.create_task(create_article_flow(retries=3, wait=0).run_async(shared))
     await asked.wait()
     task.cancel()
@@ -196,7 +196,7 @@ async def test_a_cancelled_call_is_neither_retried_nor_swallowed(stub, monkeypat
 
 async def test_cancelling_during_a_backoff_stops_at_once(stub):
     stub.failures = [BUSY]
-    shared = await shared_for()
+    shared = await shared_for(stub)
     task = asyncio.create_task(create_article_flow(retries=3, wait=30).run_async(shared))
     while not stub.calls:
         await asyncio.sleep(0.01)

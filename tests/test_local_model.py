@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import html
 import importlib.util
 import os
@@ -135,13 +134,13 @@ def test_the_local_default_writes_a_whole_article(start_app):
 @pytest.mark.slow
 @pytest.mark.anyio
 @needs_model
-async def test_the_embedded_models_articles_read_cleanly(restore_llm):
+async def test_the_embedded_models_articles_read_cleanly():
     """README's promise for the embedded model, on two topics that used to read as broken."""
     from bench.local_quality import measure  # the bench's own counts, with a dictionary for titles
 
-    async with running_model():
+    async with running_model() as (_, chat):
         for topic in (TOPIC, "How lighthouses work"):
-            shared = await shared_for(topic)
+            shared = await shared_for(chat, topic)
             started = time.monotonic()
             await create_article_flow(retries=3, wait=0.5).run_async(shared)
             seconds = time.monotonic() - started
@@ -160,35 +159,31 @@ async def test_the_embedded_models_articles_read_cleanly(restore_llm):
 # The server process: cancellation, restarts, the outline grammar.
 
 
-@pytest.fixture
-def restore_llm(monkeypatch):
-    """These tests point llm.py at a real server; put it back as it was afterwards."""
-    for name in ("_settings", "_backend", "_client", "_turns"):
-        monkeypatch.setattr(llm, name, getattr(llm, name))
-
-
 @contextlib.asynccontextmanager
 async def running_model():
-    model = await local_model.start(Settings())  # Settings() names no OPENAI_* endpoint
+    """The embedded model's server, and an LLM that it points at itself, as the app does."""
+    settings = Settings()  # no OPENAI_* endpoint (conftest clears the shell's)
+    chat = llm.LLM(settings)
+    model = await local_model.start(settings, chat.use)
     assert model is not None
     try:
-        yield model
+        yield model, chat
     finally:
         await model.stop()
-        if llm._client is not None:
-            await llm._client.close()
+        await chat.aclose()
 
 
 @pytest.mark.anyio
 @needs_model
-async def test_cancelling_a_stream_frees_the_model_at_once(restore_llm):
-    async with running_model():
+async def test_cancelling_a_stream_frees_the_model_at_once():
+    async with running_model() as (_, chat):
         pieces: list[str] = []
 
         async def write_at_length():
             prompt = [{"role": "user", "content": "Tell a long story about the sea."}]
             # min_tokens: llama.cpp may not stop before 1500 tokens (~15 s) unless we hang up.
-            async for piece in llm.stream(prompt, max_tokens=2000, extra_body={"min_tokens": 1500}):
+            async for piece in chat.stream(prompt, max_tokens=2000,
+                                           extra_body={"min_tokens": 1500}):  # fmt: skip
                 pieces.append(piece)
 
         task = asyncio.create_task(write_at_length())
@@ -199,30 +194,30 @@ async def test_cancelling_a_stream_frees_the_model_at_once(restore_llm):
         with pytest.raises(asyncio.CancelledError):
             await task
         started = time.monotonic()
-        reply = await llm.complete([{"role": "user", "content": "Say hi."}], max_tokens=5)
+        reply = await chat.complete([{"role": "user", "content": "Say hi."}], max_tokens=5)
         assert reply and time.monotonic() - started < 3.0  # not ~15 s behind the first story
 
 
 @pytest.mark.anyio
 @needs_model
-async def test_a_server_that_dies_is_restarted(restore_llm):
-    async with running_model() as model:
-        first = llm.backend().base_url
+async def test_a_server_that_dies_is_restarted():
+    async with running_model() as (model, chat):
+        first = chat.backend.base_url
         model.process.kill()
         async with asyncio.timeout(30):
-            while llm.backend().base_url == first:
+            while chat.backend.base_url == first:
                 await asyncio.sleep(0.1)
         assert model.restarts == 1
-        assert await llm.complete([{"role": "user", "content": "Say hi."}], max_tokens=5)
+        assert await chat.complete([{"role": "user", "content": "Say hi."}], max_tokens=5)
 
 
 @pytest.mark.anyio
 @needs_model
-async def test_the_small_models_outlines_are_distinct_titles(restore_llm):
-    async with running_model():
-        assert llm.backend().grammar and llm.backend().small
+async def test_the_small_models_outlines_are_distinct_titles():
+    async with running_model() as (_, chat):
+        assert chat.backend.grammar and chat.backend.small
         for topic in ("Caring for a houseplant", "The history of the bicycle", TOPIC):
-            shared = await shared_for(topic)
+            shared = await shared_for(chat, topic)
             await GenerateOutline(attempts=3, wait=0).run_async(shared)
             titles = shared["job"].outline
             assert 2 <= len(titles) <= 3, titles
@@ -261,22 +256,24 @@ def fake_gguf(tmp_path, monkeypatch) -> Path:
     ],
 )
 async def test_a_model_that_cannot_write_is_unavailable_and_calls_fail_at_once(
-    restore_llm, fake_gguf, monkeypatch, caplog, mode, problem
+    fake_gguf, monkeypatch, caplog, mode, problem
 ):
     monkeypatch.setenv("FAKE_LLAMA", mode)
-    model = local_model.LocalModel(fake_gguf, Settings(local_model=str(fake_gguf)))
+    settings = Settings(local_model=str(fake_gguf))
+    chat = llm.LLM(settings)
+    model = local_model.LocalModel(fake_gguf, settings, chat.use)
     await model.start()
     try:
         assert model.unavailable is not None, model.output()
         assert model.unavailable.problem == problem
         assert model.process.returncode is not None  # nothing left running, nothing restarting
         assert model.restarts == 0 and model._watchdog is None
-        reason = llm.backend().unavailable
+        reason = chat.backend.unavailable
         assert reason.startswith(f"The embedded model cannot run on this machine: {problem}.")
         assert local_model.REBUILD_COMMAND in reason and "OPENAI_BASE_URL" in reason
         started = time.monotonic()
         with pytest.raises(llm.LLMError) as failure:
-            await llm.complete([{"role": "user", "content": "Say hi."}], max_tokens=5)
+            await chat.complete([{"role": "user", "content": "Say hi."}], max_tokens=5)
         assert not failure.value.transient and str(failure.value) == reason
         assert time.monotonic() - started < 0.1
         assert problem in caplog.text  # the log names the signal
@@ -285,15 +282,19 @@ async def test_a_model_that_cannot_write_is_unavailable_and_calls_fail_at_once(
 
 
 @pytest.mark.anyio
-async def test_a_model_that_writes_is_ready(restore_llm, fake_gguf, monkeypatch):
+async def test_a_model_that_writes_is_ready(fake_gguf, monkeypatch):
     monkeypatch.setenv("FAKE_LLAMA", "ok")
-    model = local_model.LocalModel(fake_gguf, Settings(local_model=str(fake_gguf)))
+    settings = Settings(local_model=str(fake_gguf))
+    chat = llm.LLM(settings)
+    model = local_model.LocalModel(fake_gguf, settings, chat.use)
     await model.start()
     try:
-        assert model.unavailable is None and llm.backend().unavailable is None
-        assert llm.backend().base_url == model.base_url
+        assert model.unavailable is None and chat.backend.unavailable is None
+        assert chat.backend.base_url == model.base_url
+        assert await chat.complete([{"role": "user", "content": "Say hi."}], max_tokens=5)
     finally:
         await model.stop()
+        await chat.aclose()
 
 
 def test_the_app_explains_a_model_that_cannot_run_and_fails_jobs_at_once(start_app, fake_gguf):
@@ -334,25 +335,28 @@ def test_the_app_explains_a_model_that_cannot_run_and_fails_jobs_at_once(start_a
     ],
 )
 async def test_no_local_model_when_an_endpoint_is_set_or_it_is_off(settings):
-    assert await local_model.start(settings) is None
+    assert await local_model.start(settings, never_called) is None
 
 
 @pytest.mark.anyio
 async def test_a_missing_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(local_model.LocalModelError, match="names no file"):
-        await local_model.start(Settings(local_model=str(tmp_path / "nothing.gguf")))
+        await local_model.start(Settings(local_model=str(tmp_path / "nothing.gguf")), never_called)
 
 
-def test_settings_read_the_local_model_and_its_threads():
-    settings = Settings.from_env({"DRAFTLINE_LOCAL_MODEL": "off", "DRAFTLINE_LOCAL_THREADS": "3"})
+def test_settings_read_the_local_model_and_its_threads(monkeypatch):
+    assert (Settings.from_env().local_model, Settings.from_env().local_threads) == ("auto", 0)
+    monkeypatch.setenv("DRAFTLINE_LOCAL_MODEL", "off")
+    monkeypatch.setenv("DRAFTLINE_LOCAL_THREADS", "3")
+    settings = Settings.from_env()
     assert (settings.local_model, settings.local_threads) == ("off", 3)
-    assert (Settings.from_env({}).local_model, Settings.from_env({}).local_threads) == ("auto", 0)
 
 
 # The flow on a small model, with llm stubbed.
 
 SMALL = llm.Backend("local llama.cpp", "tiny", "http://127.0.0.1:9/v1", True,
                     grammar=True, small=True, concurrency=1)  # fmt: skip
+BIG = llm.Backend("openai", "gpt", "https://example.invalid/v1", True)
 
 
 class Report(Recorder):
@@ -369,7 +373,13 @@ class Report(Recorder):
         await super().section(index, text, done)
 
 
+async def never_called(backend: llm.Backend) -> None:
+    raise AssertionError(f"no backend to use here, got {backend}")
+
+
 class StubLLM:
+    """What the flow uses of an llm.LLM: its backend, complete() and stream()."""
+
     def __init__(self, outline: str, section: str = "Waves. They roll.", style: str | None = None):
         self.outline, self.section, self.style = outline, section, style
         self.outline_calls: list[dict] = []
@@ -389,31 +399,24 @@ class StubLLM:
             yield word + " "
 
 
-def use(monkeypatch, stub: StubLLM, backend: llm.Backend = SMALL) -> None:
-    monkeypatch.setattr(llm, "backend", lambda: backend)
-    monkeypatch.setattr(llm, "complete", stub.complete)
-    monkeypatch.setattr(llm, "stream", stub.stream)
-
-
-def small_shared(topic="Tides"):
-    return shared_for(topic, reporter=Report)
+def small_shared(stub: StubLLM, backend: llm.Backend = SMALL, topic="Tides"):
+    stub.backend = backend
+    return shared_for(stub, topic, reporter=Report)
 
 
 @pytest.mark.anyio
-async def test_a_small_model_gets_a_plain_outline_after_retries(monkeypatch):
+async def test_a_small_model_gets_a_plain_outline_after_retries():
     stub = StubLLM(outline="The tide is a fascinating topic that has captivated people.")
-    use(monkeypatch, stub)
-    shared = await small_shared()
+    shared = await small_shared(stub)
     await create_article_flow(retries=3, wait=0).run_async(shared)
     assert len(stub.outline_calls) == 3
     assert shared["job"].outline == fallback_outline("Tides", 3)
 
 
 @pytest.mark.anyio
-async def test_only_a_grammar_backend_is_sent_the_grammar_and_calls_are_capped(monkeypatch):
+async def test_only_a_grammar_backend_is_sent_the_grammar_and_calls_are_capped():
     stub = StubLLM(outline="- Tides\n- Moon\n- Moon\n- Shore\n- Waves\n")
-    use(monkeypatch, stub)
-    shared = await small_shared()
+    shared = await small_shared(stub)
     await create_article_flow(retries=1).run_async(shared)
     assert shared["job"].outline == ["Moon", "Shore", "Waves"]  # topic and repeat dropped, three kept
     call = stub.outline_calls[0]
@@ -421,24 +424,21 @@ async def test_only_a_grammar_backend_is_sent_the_grammar_and_calls_are_capped(m
     assert call["max_tokens"] == pocketflow_nodes.SMALL.outline_tokens
 
     stub.outline_calls.clear()
-    use(monkeypatch, stub, llm.Backend("openai", "gpt", "https://example.invalid/v1", True))
-    await create_article_flow(retries=1).run_async(await small_shared())
+    await create_article_flow(retries=1).run_async(await small_shared(stub, BIG))
     assert "extra_body" not in stub.outline_calls[0]
 
 
 @pytest.mark.anyio
-async def test_a_small_model_writes_one_section_at_a_time(monkeypatch):
-    use(monkeypatch, StubLLM(outline="- Moon\n- Shore\n- Waves\n"))
-    shared = await small_shared()
+async def test_a_small_model_writes_one_section_at_a_time():
+    shared = await small_shared(StubLLM(outline="- Moon\n- Shore\n- Waves\n"))
     await create_article_flow(concurrency=5, retries=1).run_async(shared)
     assert shared["report"].most_writing == 1
 
 
 @pytest.mark.anyio
-async def test_a_small_model_restyles_each_section_under_our_own_headings(monkeypatch):
+async def test_a_small_model_restyles_each_section_under_our_own_headings():
     section = "## Moon\n\nThe moon pulls the sea. It does so twice a day, and the shore"
-    use(monkeypatch, StubLLM(outline="- Moon\n- Shore\n", section=section))
-    shared = await small_shared()
+    shared = await small_shared(StubLLM(outline="- Moon\n- Shore\n", section=section))
     await create_article_flow(retries=1).run_async(shared)
     # The section lost its own heading and the sentence max_tokens cut short.
     assert shared["job"].sections[0]["text"] == "The moon pulls the sea."
@@ -449,34 +449,30 @@ async def test_a_small_model_restyles_each_section_under_our_own_headings(monkey
 
 
 @pytest.mark.anyio
-async def test_a_restyle_that_only_summarises_keeps_the_draft(monkeypatch):
+async def test_a_restyle_that_only_summarises_keeps_the_draft():
     section = "The moon pulls the sea. " * 10
     summary = "Sure! Here it is:\nMoon."
-    use(monkeypatch, StubLLM(outline="- Moon\n- Shore\n", section=section, style=summary))
-    shared = await small_shared()
+    shared = await small_shared(StubLLM(outline="- Moon\n- Shore\n", section=section, style=summary))
     await create_article_flow(retries=1).run_async(shared)
     draft = section.strip()
     assert shared["job"].article == f"# Tides\n\n## Moon\n\n{draft}\n\n## Shore\n\n{draft}"
 
 
 @pytest.mark.anyio
-async def test_only_a_small_models_prose_calls_stop_at_its_sign_offs(monkeypatch):
+async def test_only_a_small_models_prose_calls_stop_at_its_sign_offs():
     stub = StubLLM(outline="- Moon\n- Shore\n")
-    use(monkeypatch, stub, dataclasses.replace(SMALL, prose_body={"repeat_penalty": 1.3}))
-    await create_article_flow(retries=1).run_async(await small_shared())
+    await create_article_flow(retries=1).run_async(await small_shared(stub, SMALL))
     assert len(stub.stream_calls) == 4  # two sections, two restyles
-    prose = {"stop": list(pocketflow_nodes.SMALL.prose_stop), "extra_body": {"repeat_penalty": 1.3}}
+    prose = {"stop": list(pocketflow_nodes.SMALL.prose_stop), "prose": True}
     assert all(call == prose for call in stub.stream_calls)
-    assert "stop" not in stub.outline_calls[0]
-    assert "repeat_penalty" not in stub.outline_calls[0]["extra_body"]
+    assert "stop" not in stub.outline_calls[0] and "prose" not in stub.outline_calls[0]
 
     stub = StubLLM(outline="- Moon\n- Shore\n")
-    use(monkeypatch, stub, llm.Backend("openai", "gpt", "https://example.invalid/v1", True))
-    await create_article_flow(retries=1).run_async(await small_shared())
-    assert stub.stream_calls and all(call == {} for call in stub.stream_calls)
+    await create_article_flow(retries=1).run_async(await small_shared(stub, BIG))
+    assert stub.stream_calls == [{"prose": True}, {"prose": True}, {}]  # sections, then style
 
 
 def test_the_small_model_samples_as_its_authors_advise_with_a_penalty_on_prose_only():
-    backend = local_model.LocalModel(Path("m.gguf"), Settings()).backend()
+    backend = local_model.LocalModel(Path("m.gguf"), Settings(), never_called).backend()
     assert backend.extra_body == {"temperature": 0.2, "top_p": 0.9, "repeat_penalty": 1.1}
     assert backend.prose_body == {"repeat_penalty": 1.15}

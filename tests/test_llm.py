@@ -1,0 +1,120 @@
+"""llm.LLM: one object per app holds the backend, its client and the turns at the server."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from draftline.config import Settings
+from draftline.llm import LLM, Backend, LLMError, LLMNotConfigured
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+SAY_HI = [{"role": "user", "content": "Say hi."}]
+
+
+async def test_calls_go_to_the_endpoint_the_settings_name(llm):
+    chat = LLM(Settings(openai_base_url=llm.base_url, model="fake"))
+    try:
+        outline = await chat.complete(
+            [{"role": "system", "content": "You plan the outline of short articles."},
+             {"role": "user", "content": "Plan an article about: Tides"}], max_tokens=50,
+        )  # fmt: skip
+        assert "- Tides: part 1" in outline.text and not outline.cut_short
+        pieces = [p async for p in chat.stream(SAY_HI, max_tokens=50)]
+        assert len(pieces) > 1
+        assert len(llm.calls) == 2
+    finally:
+        await chat.aclose()
+
+
+async def test_without_an_endpoint_a_call_says_what_to_set():
+    chat = LLM(Settings())
+    assert not chat.backend.configured
+    with pytest.raises(LLMNotConfigured, match="set OPENAI_API_KEY"):
+        await chat.complete(SAY_HI, max_tokens=5)
+
+
+async def test_using_another_backend_closes_the_old_client():
+    chat = LLM(Settings(openai_base_url="http://127.0.0.1:9/v1"))
+    old = chat.client()
+    assert chat.client() is old  # one client, reused
+    await chat.use(Backend("local llama.cpp", "tiny", "http://127.0.0.1:10/v1", True))
+    assert old.is_closed() and chat.backend.model == "tiny"
+    new = chat.client()
+    assert new is not old and str(new.base_url) == "http://127.0.0.1:10/v1/"
+    await chat.aclose()
+    assert new.is_closed()
+
+
+async def test_an_unavailable_backend_fails_every_call_at_once():
+    chat = LLM(Settings(), Backend("local llama.cpp", "tiny", "http://127.0.0.1:9/v1", True,
+                                   unavailable="The embedded model cannot run."))  # fmt: skip
+    with pytest.raises(LLMError, match="The embedded model cannot run.") as failure:
+        await chat.complete(SAY_HI, max_tokens=5)
+    assert failure.value.transient is False
+
+
+def imports(path: Path) -> set[str]:
+    """The modules `path` imports: `openai`, `.config`, and `.llm` for `from . import llm`."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add("." * node.level + node.module)
+        elif isinstance(node, ast.ImportFrom):
+            found |= {"." * node.level + alias.name for alias in node.names}
+    return found
+
+
+def test_llm_py_alone_imports_openai_and_knows_nothing_of_the_local_model():
+    importers = {path.name for path in ROOT.glob("*.py") if "openai" in imports(path)}
+    assert importers == {"llm.py"}
+    assert ".local_model" in imports(ROOT / "app.py")  # the check sees relative imports
+    assert not {".local_model", "draftline.local_model"} & imports(ROOT / "llm.py")
+
+
+async def test_prose_calls_carry_the_backends_prose_sampling_on_top_of_its_own(llm):
+    backend = Backend("local llama.cpp", "fake", llm.base_url, True,
+                      extra_body={"temperature": 0.2, "repeat_penalty": 1.1},
+                      prose_body={"repeat_penalty": 1.15})  # fmt: skip
+    chat = LLM(Settings(), backend)
+    try:
+        await chat.complete(SAY_HI, max_tokens=5)
+        await chat.complete(SAY_HI, max_tokens=5, prose=True)
+        _ = [p async for p in chat.stream(SAY_HI, max_tokens=5, prose=True,
+                                          extra_body={"min_tokens": 1})]  # fmt: skip
+    finally:
+        await chat.aclose()
+    plain, prose, streamed = (call.request for call in llm.calls)
+    assert (plain["temperature"], plain["repeat_penalty"]) == (0.2, 1.1)
+    assert (prose["temperature"], prose["repeat_penalty"]) == (0.2, 1.15)
+    assert (streamed["repeat_penalty"], streamed["min_tokens"]) == (1.15, 1)  # the call's wins
+    assert "prose" not in prose  # ours, never the provider's
+
+
+def smoke(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "draftline.llm"], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+
+
+def test_python_m_llm_makes_one_call_to_the_configured_endpoint(llm):
+    done = smoke(OPENAI_BASE_URL=llm.base_url, DRAFTLINE_MODEL="fake")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Friendly: In one sentence, what is a lighthouse for?")
+    assert done.stderr == f"openai-compatible: fake at {llm.base_url}\n"
+    assert len(llm.calls) == 1
+
+
+def test_python_m_llm_without_an_endpoint_says_what_to_set():
+    done = smoke()
+    assert done.returncode == 1
+    assert done.stderr.startswith("draftline.llm: set OPENAI_API_KEY or OPENAI_BASE_URL.")
+    assert "Traceback" not in done.stderr
