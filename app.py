@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
-from urllib.parse import parse_qsl
 
 import anyio
 import uvicorn
@@ -17,13 +15,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
-from . import export, llm, local_model, security, views
+from . import export, llm, local_model, security, steering, views
 from .brief import (
     LENGTHS,
     MAX_AUDIENCE_LENGTH,
@@ -46,8 +43,8 @@ from .streams import (
     job_events,
     parse_last_event_id,
 )
+from .web import back_to_job, get_job, last, read_form, read_json, render
 
-templates = Jinja2Templates(env=views.environment)
 log = logging.getLogger("draftline")
 
 SUGGESTIONS = (
@@ -56,15 +53,7 @@ SUGGESTIONS = (
     "Why the sky is blue",
     "The history of the bicycle",
 )
-MAX_BODY_BYTES = 16 * 1024
 PAGE_SIZE = 20
-FORM_TYPE = "application/x-www-form-urlencoded"
-
-
-def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
-    context.setdefault("backend", request.app.state.llm.backend)
-    context.setdefault("signed_in", getattr(request.state, "signed_in", False))
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
 async def render_form(request: Request, topic: str = "", options: dict | None = None,
@@ -81,13 +70,6 @@ async def render_form(request: Request, topic: str = "", options: dict | None = 
         return response
     jobs = await request.app.state.store.list(limit=8)
     return render(request, "index.html", status_code, jobs=jobs, **context)
-
-
-async def get_job(request: Request) -> Job:
-    job = await request.app.state.store.get(request.path_params["job_id"])
-    if job is None:
-        raise HTTPException(404, "There is no article with that id: it may have been deleted.")
-    return job
 
 
 # HTML
@@ -107,12 +89,7 @@ async def create_job(request: Request) -> Response:
         errors = exc.errors if isinstance(exc, BriefError) else {"topic": str(exc)}
         code = 422 if isinstance(exc, BriefError) else 429 if isinstance(exc, TooManyJobs) else 503
         return await render_form(request, raw, fields, errors, status_code=code)
-    url = f"/jobs/{job.id}"  # a path, never built from the Host header
-    if "HX-Request" in request.headers:
-        response = render(request, "_job.html", job=job)
-        response.headers["HX-Push-Url"] = url
-        return response
-    return RedirectResponse(url, status_code=303)
+    return back_to_job(request, job)
 
 
 async def job_page(request: Request) -> Response:
@@ -211,15 +188,8 @@ async def logout(request: Request) -> Response:
 
 
 async def api_create_job(request: Request) -> Response:
-    if media_type(request) != "application/json":
-        raise HTTPException(415, "Send a JSON body with Content-Type: application/json.")
-    try:
-        body = json.loads(await read_body(request))
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(400, "The body is not valid JSON.") from None
-    except RecursionError:  # [[[[... nested past Python's recursion limit
-        raise HTTPException(400, "The body's JSON is nested too deeply.") from None
-    if not isinstance(body, dict) or not isinstance(body.get("topic"), str):
+    body = await read_json(request)
+    if not isinstance(body.get("topic"), str):
         raise HTTPException(422, 'Send {"topic": "..."} with the topic as a string.')
     try:
         job = await start_job(request, *clean_brief(body["topic"], body))
@@ -276,10 +246,6 @@ async def start_job(request: Request, topic: str, options: Options) -> Job:
     return await request.app.state.runner.submit(topic, client, options)
 
 
-def last(form: dict[str, list[str]], name: str) -> str:
-    return (form.get(name) or [""])[-1]
-
-
 async def list_page(request: Request) -> tuple[list[Job], int, int]:
     """The jobs on page `?page=N` (newest first), clamped to the pages there are."""
     store = request.app.state.store
@@ -289,41 +255,6 @@ async def list_page(request: Request) -> tuple[list[Job], int, int]:
     except ValueError:
         page = 1
     return await store.list(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE), page, pages
-
-
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def read_body(request: Request) -> bytes:
-    """The body, refused with 413 past MAX_BODY_BYTES whether or not Content-Length says so."""
-    too_large = HTTPException(413, f"The request body is too large (limit {MAX_BODY_BYTES} bytes).")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    body = b""
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise too_large
-    except ClientDisconnect:  # gone, or dropped for sending too slowly: nobody reads the answer
-        raise HTTPException(400, "The request body did not arrive.") from None
-    return body
-
-
-async def read_form(request: Request) -> dict[str, list[str]]:
-    """Our one form is urlencoded; read it within the size limit, as strict UTF-8."""
-    if media_type(request) != FORM_TYPE:
-        raise HTTPException(415, f"Send the form as {FORM_TYPE}.")
-    try:
-        pairs = parse_qsl((await read_body(request)).decode(), keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(400, "The form is not valid UTF-8.") from None
-    fields: dict[str, list[str]] = {}
-    for name, value in pairs:
-        fields.setdefault(name, []).append(value)
-    return fields
 
 
 TITLES = {400: "Bad request", 401: "Password needed", 403: "Refused", 404: "Not found",
@@ -339,7 +270,8 @@ def error_page(request: Request, code: int, message: str) -> Response:
     return render(request, "error.html", code, title=TITLES.get(code, "Error"), message=message)
 
 
-ERROR_CODES = {JobStateError: 409, TooManyJobs: 429, TooManyStreams: 429, StorageError: 503}
+ERROR_CODES = {BriefError: 422, JobStateError: 409, TooManyJobs: 429, TooManyStreams: 429,
+               StorageError: 503}  # fmt: skip
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -370,6 +302,7 @@ routes = [
     Route("/api/jobs/{job_id}", api_delete_job, methods=["DELETE"]),
     Route("/api/jobs/{job_id}/cancel", api_cancel_job, methods=["POST"]),
     Route("/api/jobs/{job_id}/resume", api_resume_job, methods=["POST"]),
+    *steering.routes,
     Route("/healthz", healthz),
     Route("/login", login_page),
     Route("/login", login, methods=["POST"]),

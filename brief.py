@@ -14,6 +14,10 @@ from typing import Any
 MAX_TOPIC_LENGTH = 200
 MAX_AUDIENCE_LENGTH = 100
 MAX_LANGUAGE_LENGTH = 40
+MAX_TITLES = 10
+MAX_TITLE_LENGTH = 120
+MAX_INSTRUCTION_LENGTH = 300
+MAX_ARTICLE_LENGTH = 200_000  # characters: a long article is some 20,000
 # Invisible format characters (Unicode category Cf) are refused: bidi overrides and isolates can
 # make a topic display as other text in the history. Only the joiners are kept, which emoji
 # sequences (👩‍💻) and Persian or Indic writing need, and which cannot reorder text.
@@ -151,6 +155,50 @@ def clean_options(raw: Mapping[str, Any]) -> Options:
     if errors:
         raise BriefError(errors)
     return Options(**values)
+
+
+def clean_titles(raw: Any) -> list[str]:
+    """An outline as a person edited it: 1 to 10 titles of 1 to 120 characters each."""
+    if not isinstance(raw, list) or not all(isinstance(title, str) for title in raw):
+        raise BriefError({"titles": "Send the titles as a list of strings."})
+    titles = [" ".join(title.split()) for title in raw]
+    if not 1 <= len(titles) <= MAX_TITLES:
+        raise BriefError({"titles": f"An outline has 1 to {MAX_TITLES} sections "
+                                    f"(this one has {len(titles)})."})  # fmt: skip
+    for number, title in enumerate(titles, 1):
+        if not title:
+            raise BriefError({"titles": f"Section {number} needs a title."})
+        if problem := _line_problem(title, f"title of section {number}", MAX_TITLE_LENGTH):
+            raise BriefError({"titles": problem})
+    return titles
+
+
+def clean_instruction(raw: Any) -> str:
+    """What to do differently when writing something again ("shorter"); may be empty."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise BriefError({"instruction": "The instruction must be text."})
+    instruction = " ".join(raw.split())
+    if problem := _line_problem(instruction, "instruction", MAX_INSTRUCTION_LENGTH):
+        raise BriefError({"instruction": problem})
+    return instruction
+
+
+def clean_article(raw: Any) -> str:
+    """An article edited by hand: Markdown, any number of lines, nothing unprintable."""
+    if not isinstance(raw, str):
+        raise BriefError({"article": "Send the article as a string of Markdown."})
+    article = raw.replace("\r\n", "\n").strip()
+    if not article:
+        raise BriefError({"article": "The article is empty; write something, or delete the job."})
+    if len(article) > MAX_ARTICLE_LENGTH:
+        raise BriefError({"article": f"Please keep the article under {MAX_ARTICLE_LENGTH:,} "
+                                     f"characters (this one has {len(article):,})."})  # fmt: skip
+    lines_ok = "".join(article.split("\n")).replace("\t", " ")
+    if problem := _line_problem(lines_ok, "article", MAX_ARTICLE_LENGTH):
+        raise BriefError({"article": problem})
+    return article
 
 
 def _line_problem(text: str, what: str, limit: int) -> str | None:

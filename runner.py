@@ -175,7 +175,9 @@ class JobRunner:
 
     async def cancel(self, job: Job) -> Job:
         if job.is_final:
-            raise JobStateError(f"This article is already {job.status}; there is nothing to cancel.")
+            state = "waiting for its outline to be reviewed" if job.status == "review" else (
+                f"already {job.status}")  # fmt: skip
+            raise JobStateError(f"This article is {state}; there is nothing to cancel.")
         task = self.tasks.get(job.id)
         if task is None:  # not running here (its end was never saved): never leave it stuck
             job.status = "cancelled"

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from .diffs import word_diff
 from .jobs import Event, Job
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -72,6 +73,7 @@ def create_environment() -> Environment:
     )
     env.filters["markdown"] = markdown
     env.filters["age"] = age
+    env.filters["word_diff"] = word_diff
     return env
 
 

@@ -93,6 +93,10 @@ class FakeLLM:
                 titles[0] = f"{titles[0]} {HOSTILE}"
             items = "\n".join(f"  - {t}" for t in titles)
             return f"Here is the outline:\n```yaml\nsections:\n{items}\n```"
+        if kind == "section" and "Rewrite this section." in prompt:  # a finished one, again
+            title = _between(prompt, 'Here is the section titled "', '"')
+            wish = _between(prompt, "Rewrite this section. ", " Reply with")
+            return f"This part covers {title} anew ({wish}). Shorter now."
         if kind == "section":
             title = _between(prompt, 'Write the section titled "', '"')
             words = self.section_words + 10 * self._section_index(prompt, title)
