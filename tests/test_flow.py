@@ -9,6 +9,7 @@ import pocketflow
 import pytest
 
 from draftline import llm, pocketflow_nodes
+from draftline.brief import Options
 from draftline.outline import fallback_outline
 from draftline.pocketflow_nodes import RetryingNode, create_article_flow
 from tests.reporting import shared_for
@@ -225,3 +226,75 @@ def test_exec_never_touches_the_shared_store():
 
     for node in (pocketflow_nodes.GenerateOutline, pocketflow_nodes.WriteSections, pocketflow_nodes.ApplyStyle):
         assert "shared" not in inspect.getsource(node.exec_async)
+
+
+# Steering: review, one section again, options in the prompts
+
+
+async def test_with_review_the_flow_stops_after_the_outline(stub):
+    shared = await shared_for(stub, options={"review_outline": True})
+    assert await create_article_flow(retries=1).run_async(shared) == "review"
+    assert shared["job"].outline == ["One", "Two", "Three"] and stub.calls == ["outline"]
+    # Approved: the same flow goes on from the outline, which is not planned again.
+    assert await create_article_flow(retries=1).run_async(shared) != "review"
+    assert stub.calls == ["outline", "section", "section", "section", "style"]
+
+
+async def test_planning_again_follows_the_instruction(stub):
+    prompts = []
+    complete = stub.complete
+
+    async def remember(messages, max_tokens, **extra):
+        prompts.append(messages[-1]["content"])
+        return await complete(messages, max_tokens, **extra)
+
+    stub.complete = remember
+    shared = await shared_for(stub, outline=["Old"], options={"review_outline": True},
+                              redo={"what": "outline", "instruction": "more practical"})  # fmt: skip
+    assert await create_article_flow(retries=1).run_async(shared) == "review"
+    assert shared["job"].outline == ["One", "Two", "Three"]
+    assert "What the author asks of this outline: more practical" in prompts[0]
+
+
+async def test_one_section_is_written_again_and_the_article_restyled(stub):
+    sections = [{"title": t, "text": f"{t} text.", "done": True} for t in ("One", "Two")]
+    shared = await shared_for(stub, outline=["One", "Two"], sections=sections, status="done",
+                              redo={"what": "section", "index": 1, "instruction": "shorter"})  # fmt: skip
+    await pocketflow_nodes.create_section_flow(retries=1).run_async(shared)
+    job = shared["job"]
+    assert stub.calls == ["section", "style"]
+    assert job.sections[0] == sections[0]  # untouched
+    assert job.sections[1]["text"] == "Hello there." and job.sections[1]["previous"] == "Two text."
+    assert "rewrite" not in job.sections[1] and job.sections[1]["instruction"] == "shorter"
+    assert job.article == "Hello there."
+    store = shared["report"].store
+    assert [v.kind for v in await store.versions(job.id)] == ["section 2 rewritten"]
+
+
+def test_options_reach_the_prompts():
+    options = Options(length="short", tone="formal", audience="nurses", language="French")
+    outline = pocketflow_nodes.outline_prompt("Tides", 3, options)[-1]["content"]
+    section = pocketflow_nodes.section_prompt("Tides", ["A"], "A", options=options)[-1]["content"]
+    style = pocketflow_nodes.style_prompt("# Tides", options)[-1]["content"]
+    for prompt in (outline, section, style):
+        assert "Write for this audience: nurses." in prompt and "Write in French." in prompt
+    assert "one or two short paragraphs" in section and "formal, precise tone" in style
+
+
+def test_default_options_keep_the_prompts_as_they_were():
+    section = pocketflow_nodes.section_prompt("Tides", ["A"], "A")[-1]["content"]
+    style = pocketflow_nodes.style_prompt("# Tides")[-1]["content"]
+    assert section.endswith('Write the section titled "A": two or three short paragraphs of '
+                           "Markdown, without a heading.")  # fmt: skip
+    assert style.startswith("Rewrite this draft in a warm, conversational tone.")
+
+
+def test_the_length_sets_how_much_is_asked_for():
+    full = llm.Backend("openai", "gpt", "https://example.invalid/v1", True)
+    small = llm.Backend("local", "tiny", "http://127.0.0.1:9/v1", True, small=True)
+    medium = pocketflow_nodes.sizes(full, Options())
+    assert medium == pocketflow_nodes.FULL  # as before options existed
+    long = pocketflow_nodes.sizes(full, Options(length="long"))
+    assert long.sections == 7 and long.section_tokens > medium.section_tokens
+    assert pocketflow_nodes.sizes(small, Options(length="short")).sections == 2
+    assert pocketflow_nodes.sizes(small, Options()) == pocketflow_nodes.SMALL
