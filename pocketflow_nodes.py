@@ -444,31 +444,24 @@ def rewrite_prompt(topic: str, titles: list[str], old: dict, instruction: str,
 
 
 def style_prompt(draft: str, options: Options | None = None) -> list[dict[str, str]]:
-    options = options or Options()
-    return [
-        {"role": "system", "content": "You are an editor who polishes articles."},
-        {
-            "role": "user",
-            "content": (
-                f"Rewrite this draft in a {options.tone_words} tone. Keep its '# ' title, every "
-                "'## ' section heading and all of its facts. Reply with the article in Markdown "
-                f"and nothing else.{for_readers(options)}\n\n{draft}"
-            ),
-        },
-    ]
+    return editor_prompt(
+        "Rewrite this draft in a {tone} tone. Keep its '# ' title, every '## ' section heading "
+        "and all of its facts. Reply with the article in Markdown and nothing else.",
+        draft, options or Options())  # fmt: skip
 
 
 def restyle_section_prompt(text: str, options: Options | None = None) -> list[dict[str, str]]:
-    options = options or Options()
+    return editor_prompt(
+        "Rewrite this text in a {tone} tone. Keep all of its facts. Reply with the rewritten "
+        "text only.", text, options or Options())  # fmt: skip
+
+
+def editor_prompt(ask: str, text: str, options: Options) -> list[dict[str, str]]:
+    """The polishing prompts: what to do in the job's tone, for its readers, then the text."""
+    content = f"{ask.format(tone=options.tone_words)}{for_readers(options)}\n\n{text}"
     return [
         {"role": "system", "content": "You are an editor who polishes articles."},
-        {
-            "role": "user",
-            "content": (
-                f"Rewrite this text in a {options.tone_words} tone. Keep all of its facts. Reply "
-                f"with the rewritten text only.{for_readers(options)}\n\n{text}"
-            ),
-        },
+        {"role": "user", "content": content},
     ]
 
 
