@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterable, Iterator
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -78,23 +80,28 @@ if redis.call('EXISTS', job) == 0 then return 0 end
 put(ARGV[3], ARGV[4], ARGV[5])
 return 1
 """
-# ARGV: prefix, id, record, status, client, key, event, event name, channel.
-# The new seq, or 0 for a deleted job.
+# ARGV: prefix, id, record, status, client, key, event, lowest seq, event name, channel.
+# The new seq, or 0 for a deleted job. The lowest seq keeps ids above those this process handed
+# out from memory while Redis was away, so its viewers' cursors never run ahead of the job.
 _PUBLISH = _LUA_JOB + """
 if redis.call('EXISTS', job) == 0 then return 0 end
 put(ARGV[3], ARGV[4], ARGV[5])
 local seq = redis.call('HINCRBY', job, 'last_seq', 1)
+if seq < tonumber(ARGV[8]) then
+  seq = tonumber(ARGV[8])
+  redis.call('HSET', job, 'last_seq', seq)
+end
 local events, keys = p .. 'events:' .. id, p .. 'event-keys:' .. id
 local old = redis.call('HGET', keys, ARGV[6])
 if old then redis.call('ZREMRANGEBYSCORE', events, old, old) end
 redis.call('HSET', keys, ARGV[6], seq)
 redis.call('ZADD', events, seq, ARGV[7])
-if ARGV[8] == 'done' then
+if ARGV[9] == 'done' then
   redis.call('HDEL', job, 'live')
 else
   redis.call('HSET', job, 'live', 1)
 end
-redis.call('PUBLISH', ARGV[9], id)
+redis.call('PUBLISH', ARGV[10], id)
 return seq
 """
 # ARGV: prefix, id, key
@@ -126,7 +133,14 @@ class RedisJobStore:
     """Jobs and events in Redis, shared by every process that opens the same URL."""
 
     def __init__(self, url: str, prefix: str = PREFIX):
-        self._redis = Redis.from_url(url, decode_responses=True)
+        # A call retries twice, quickly, on a fresh connection (after a Redis restart every pooled
+        # one is dead), so Redis gone fails it within a second or so, and routes answer 503 rather
+        # than hang; the pool reconnects by itself once Redis is back.
+        self._redis = Redis.from_url(
+            url, decode_responses=True, socket_connect_timeout=1, socket_timeout=5,
+            socket_keepalive=True, health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 2),
+        )  # fmt: skip
         given = self._redis.connection_pool.connection_kwargs
         place = given.get("path") or f"{given.get('host')}:{given.get('port')}"
         self.where = f"{place}/{given.get('db', 0)}"
@@ -135,6 +149,9 @@ class RedisJobStore:
         self._scripts = {name: self._redis.register_script(lua) for name, lua in (
             ("create", _CREATE), ("save", _SAVE), ("publish", _PUBLISH), ("discard", _DISCARD),
             ("delete", _DELETE), ("add_version", _ADD_VERSION))}  # fmt: skip
+        # Events that could not be saved, for this process's viewers (a job's final `done` must
+        # still end their streams). A job leaves it when it publishes `done` again, saved.
+        self._unsaved: dict[str, dict[str, Event]] = {}
 
     async def close(self) -> None:
         await self.bus.close()
@@ -193,32 +210,59 @@ class RedisJobStore:
         find it gone."""
         with self._talking("delete a job"):
             deleted = await self._run("delete", job_id, self.bus.channel)
+        self._unsaved.pop(job_id, None)
         return bool(deleted)
 
     # Events
 
     async def publish(self, job: Job, key: str, name: str, data: str) -> Event:
         """Save the job and record an event that supersedes earlier ones with the same key; its
-        seq comes from the job's counter in Redis, whichever process publishes."""
+        seq comes from the job's counter in Redis, whichever process publishes.
+
+        If Redis cannot save it, the event still reaches this process's viewers (from memory,
+        so a final `done` still ends their streams), and then StorageError is raised."""
         job.updated_at = time.time()
         payload = json.dumps([key, name, data, job.updated_at])
-        with self._talking("publish an event"):
-            seq = await self._run("publish", job.id, _record(job), job.status, job.client, key,
-                                  payload, name, self.bus.channel)  # fmt: skip
+        try:
+            with self._talking("publish an event"):
+                seq = await self._run("publish", job.id, _record(job), job.status, job.client,
+                                      key, payload, job.last_seq + 1, name, self.bus.channel)
+        except StorageError:
+            job.last_seq += 1  # above every id this process has handed out for the job
+            event = Event(job.last_seq, key, name, data, job.updated_at)
+            self._unsaved.setdefault(job.id, {})[key] = event
+            self.bus.notify(job.id)
+            raise
         if not seq:
             raise StorageError(GONE)
         job.last_seq = seq
+        if name == "done":
+            self._unsaved.pop(job.id, None)
         return Event(seq, key, name, data, job.updated_at)
 
     async def discard_event(self, job_id: str, key: str) -> None:
         with self._talking("discard an event"):
             await self._run("discard", job_id, key)
+        self._unsaved.get(job_id, {}).pop(key, None)
 
     async def events_after(self, job_id: str, seq: int) -> list[Event]:
-        with self._talking("read events"):
-            scored = await self._redis.zrange(self._key("events", job_id), f"({seq}", "+inf",
-                                              byscore=True, withscores=True)  # fmt: skip
-        return [Event(int(score), *json.loads(payload)) for payload, score in scored]
+        unsaved = self._unsaved.get(job_id)
+        try:
+            with self._talking("read events"):
+                scored = await self._redis.zrange(self._key("events", job_id), f"({seq}", "+inf",
+                                                  byscore=True, withscores=True)  # fmt: skip
+        except StorageError:
+            if unsaved is None:
+                raise
+            scored = []
+        latest: dict[str, Event] = {}
+        for payload, score in scored:
+            key, name, data, published_at = json.loads(payload)
+            latest[key] = Event(int(score), key, name, data, published_at)
+        for event in (unsaved or {}).values():
+            if event.seq > max(seq, latest[event.key].seq if event.key in latest else 0):
+                latest[event.key] = event
+        return sorted(latest.values(), key=lambda e: e.seq)
 
     async def is_live(self, job_id: str) -> bool:
         """Running now, in any process: it has published, but not `done`, and is not deleted."""
@@ -236,6 +280,9 @@ class RedisJobStore:
                 await woken
 
     async def _has_news(self, job_id: str, seq: int) -> bool:
+        unsaved = self._unsaved.get(job_id, {})
+        if any(event.seq > seq for event in unsaved.values()):
+            return True
         with self._talking("read events"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.exists(self._key("job", job_id))
@@ -369,7 +416,7 @@ class RedisBus:
             log.debug("could not announce an event of job %s: %s", job_id, exc)
 
     async def _listen(self) -> None:
-        pause = 0.05
+        pause, failing = 0.05, False
         while not self._closed:
             try:
                 async with self._redis.pubsub() as pubsub:
@@ -383,11 +430,15 @@ class RedisBus:
                             self._wake(message["data"])
                         elif message["type"] == "subscribe":  # also after a reconnect
                             self._wake_everyone()
-                            pause = 0.05
+                            if failing:
+                                log.info("Redis wake-ups on %s are back", self.channel)
+                            pause, failing = 0.05, False
             except (RedisError, OSError) as exc:
                 if self._closed:
                     return
-                log.warning("lost Redis wake-ups on %s, reconnecting: %s", self.channel, exc)
+                (log.debug if failing else log.warning)(
+                    "lost Redis wake-ups on %s, reconnecting: %s", self.channel, exc)  # fmt: skip
+                failing = True
             except Exception:  # without this task, no page here would ever update again
                 log.exception("the Redis wake-up listener failed; starting it again")
             await asyncio.sleep(pause)

@@ -1,4 +1,4 @@
-"""What only the Redis backend does: several processes share one Redis.
+"""What only the Redis backend does: several processes share one Redis, and Redis can go away.
 
 Each RedisJobStore below stands for one app process: it shares nothing with the others but the
 Redis server (its own connections, its own wake-up subscription, its own memory).
@@ -7,13 +7,14 @@ Redis server (its own connections, its own wake-up subscription, its own memory)
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from draftline.store import open_store
+from draftline.store import StorageError, open_store
 from draftline.store.redis import RedisJobStore
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, require_redis_server
 
 pytestmark = pytest.mark.anyio
 
@@ -91,6 +92,45 @@ async def test_a_running_job_is_live_in_every_process(two_processes):
     job.status = "done"
     await a.publish(job, "done", "done", job.event_data("done"))
     assert not await b.is_live(job.id)
+
+
+async def test_redis_going_away_is_a_storage_error_until_it_comes_back(tmp_path):
+    """Stopped, Redis makes every call fail soon with StorageError (routes answer 503), while a
+    viewer here still gets the job's final event; started again, the same store works."""
+    require_redis_server()
+    server = RedisServer(tmp_path).start()
+    store, other = open_store(server.url()), open_store(server.url())
+    try:
+        job = await store.create("Tides")
+        await store.publish(job, "job", "update", job.event_data("job"))
+        viewer = asyncio.create_task(store.wait_for_events(job.id, 1))
+        await asyncio.sleep(0.1)
+        server.stop()
+
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="cannot reach its Redis store"):
+            await store.check_writable()
+        assert time.monotonic() - started < 3
+        job.status = "failed"
+        with pytest.raises(StorageError, match="cannot reach its Redis store"):
+            await store.publish(job, "done", "done", job.event_data("done"))
+        await asyncio.wait_for(viewer, 2)  # woken, and the event it waits for is in memory
+        assert [e.name for e in await store.events_after(job.id, 1)] == ["done"]
+        with pytest.raises(StorageError):
+            await store.get(job.id)
+
+        server.start()  # the same port, empty: it kept nothing on disk
+        await store.check_writable()
+        again = await store.create("Tides again")
+        waiting = asyncio.create_task(other.wait_for_events(again.id, 0))
+        await asyncio.sleep(0.1)
+        await store.publish(again, "job", "update", again.event_data("job"))
+        await asyncio.wait_for(waiting, 5)  # the other process subscribed again by itself
+        assert (await other.get(again.id)).last_seq == 1
+    finally:
+        await store.close()
+        await other.close()
+        server.stop()
 
 
 async def test_the_store_url_chooses_the_backend(redis_server, tmp_path):
