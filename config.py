@@ -119,5 +119,6 @@ def sqlite_path(store_url: str) -> Path:
     """`sqlite:///data/x.db` is relative to the working directory; `sqlite:////abs/x.db` is not."""
     prefix = "sqlite:///"
     if not store_url.startswith(prefix):
-        raise ValueError(f"DRAFTLINE_STORE must start with {prefix!r}, got {store_url!r}")
+        raise ValueError("DRAFTLINE_STORE must be sqlite:///path.db or redis://host:6379/0, "
+                         f"got {store_url!r}")
     return Path(store_url[len(prefix):])

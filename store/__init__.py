@@ -1,8 +1,8 @@
 """Where jobs and their events are kept: the contract every backend keeps, and how to open one.
 
 Routes, the runner and the streams only call `JobStore`'s methods. SQLite (store/sqlite.py) is the
-one-box backend; a backend for several processes implements the same Protocol and passes the same
-contract tests (tests/test_store_contract.py).
+one-box backend; Redis (store/redis.py) is the one several processes can share. Both implement the
+same Protocol and pass the same contract tests (tests/test_store_contract.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from ..jobs import Event, Job, Version
 
 
 class StorageError(Exception):
-    """The store could not save (disk full, read-only, locked); what it had saved is kept."""
+    """The store could not save (disk full, read-only, locked; Redis unreachable); what it had
+    saved is kept."""
 
     def __init__(self, message: str = ""):
         super().__init__(
@@ -88,7 +89,12 @@ class JobStore(Protocol):
 
 
 def open_store(url: str) -> JobStore:
-    """The backend DRAFTLINE_STORE names: `sqlite:///relative/path.db` or `sqlite:////abs.db`."""
+    """The backend DRAFTLINE_STORE names: `sqlite:///relative/path.db`, `sqlite:////abs.db`, or
+    `redis://host:6379/0` (`rediss://` for TLS). It connects when first used."""
+    if url.startswith(("redis://", "rediss://")):
+        from .redis import RedisJobStore
+
+        return RedisJobStore(url)
     from ..config import sqlite_path
     from .sqlite import SQLiteJobStore
 

@@ -1,7 +1,8 @@
 """Wake-ups for live viewers: a job's viewers sleep until its next event, or its deletion.
 
 In one process an asyncio.Event per watched job is all it takes. A backend shared by several
-processes needs a bus that crosses them (e.g. Redis pub/sub) with the same two methods.
+processes needs a bus that crosses them with the same two methods: store/redis.py's RedisBus
+does it over Redis pub/sub.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Fixtures: a running fake LLM, the real app under uvicorn, an isolated data directory."""
+"""Fixtures: a running fake LLM, the real app under uvicorn, an isolated data directory, a real
+redis-server."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from draftline.config import variables
 from tests.app_server import AppServer
 from tests.fake_llm import FakeLLM
+from tests.redis_server import RedisServer, require_redis_server
 
 # The browser tests' fixtures (chromium, browsing), for every test module that asks for them.
 pytest_plugins = ["tests.browser"]
@@ -37,6 +39,15 @@ def fake_llm() -> Iterator[FakeLLM]:
     fake = FakeLLM().start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    """One redis-server for the session; each test takes a database of its own (fresh_url)."""
+    require_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The contract every job store keeps (store.JobStore), run against each backend.
 
-A new backend adds one entry to BACKENDS: a function that opens it on fresh, empty storage and
-can open it again on the same storage (a restart), and passes every test here unchanged.
+A new backend adds one entry to BACKENDS: a function of the test's request that returns an opener
+of the backend on fresh, empty storage, which can open it again on the same storage (a restart),
+and passes every test here unchanged.
 """
 
 from __future__ import annotations
@@ -18,17 +19,24 @@ from draftline.store import JobStore, open_store
 pytestmark = pytest.mark.anyio
 
 
-def sqlite_backend(tmp_path: Path) -> Callable[[], JobStore]:
+def sqlite_backend(request: pytest.FixtureRequest) -> Callable[[], JobStore]:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
     url = f"sqlite:///{tmp_path / 'contract.db'}"
     return lambda: open_store(url)
 
 
-BACKENDS = {"sqlite": sqlite_backend}
+def redis_backend(request: pytest.FixtureRequest) -> Callable[[], JobStore]:
+    """A database of the session's redis-server (tests/conftest.py), emptied for this test."""
+    url = request.getfixturevalue("redis_server").fresh_url()
+    return lambda: open_store(url)
+
+
+BACKENDS = {"sqlite": sqlite_backend, "redis": redis_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def opener(request, tmp_path) -> Callable[[], JobStore]:
-    return BACKENDS[request.param](tmp_path)
+def opener(request) -> Callable[[], JobStore]:
+    return BACKENDS[request.param](request)
 
 
 @pytest.fixture
