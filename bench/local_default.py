@@ -8,7 +8,8 @@ then measures:
 - generation speed: completion tokens / wall time of non-streamed section-sized calls, and prompt
   processing speed from a long prompt;
 - one article: the real flow (GenerateOutline -> WriteSections -> ApplyStyle) with the app's
-  default settings, timed from the first call to the finished article;
+  default settings, on a job that its real reporter keeps in an in-memory store
+  (tests/reporting.py), timed from the first call to the finished article;
 - the server's start-up time and resident memory.
 Needs `pip install -e '.[local]'`; run it on an otherwise idle machine.
 """
@@ -27,28 +28,10 @@ from pathlib import Path
 from draftline import llm, local_model
 from draftline.config import Settings
 from draftline.pocketflow_nodes import create_article_flow, section_prompt
+from tests.reporting import shared_for
 
 TOPICS = ("How sourdough starters work", "A beginner's guide to tide pools", "Why the sky is blue",
           "The history of the bicycle", "Caring for a houseplant")  # fmt: skip
-
-
-class Report:
-    """The flow's reporter, remembering when each step began."""
-
-    def __init__(self):
-        self.steps: dict[str, float] = {}
-
-    def step(self, name):
-        self.steps[name] = time.monotonic()
-
-    def outline(self, titles):
-        pass
-
-    def section(self, index, text, done):
-        pass
-
-    def article(self, text, done):
-        pass
 
 
 async def token_rate(chat: llm.LLM, runs: int) -> dict:
@@ -78,23 +61,22 @@ async def token_rate(chat: llm.LLM, runs: int) -> dict:
 
 
 async def one_article(topic: str, settings: Settings, chat: llm.LLM) -> dict:
-    shared = {"topic": topic, "outline": None, "sections": [], "article": "", "report": Report(),
-              "llm": chat}  # fmt: skip
+    shared = await shared_for(chat, topic)
     flow = create_article_flow(
         settings.section_concurrency, settings.llm_retries, settings.llm_retry_wait
     )
     started = time.monotonic()
     await flow.run_async(shared)
     ended = time.monotonic()
-    steps = shared["report"].steps
+    steps, job = shared["report"].step_began, shared["job"]
     return {
         "topic": topic,
         "seconds": round(ended - started, 1),
         "outline_s": round(steps["sections"] - steps["outline"], 1),
         "sections_s": round(steps["style"] - steps["sections"], 1),
         "style_s": round(ended - steps["style"], 1),
-        "sections": len(shared["outline"]),
-        "article_words": len(shared["article"].split()),
+        "sections": len(job.outline),
+        "article_words": len(job.article.split()),
     }
 
 
