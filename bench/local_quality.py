@@ -22,7 +22,8 @@ Articles are written in a worker process (`--worker`) that imports the product c
 directory, each on a job that its real reporter keeps in an in-memory store (tests/reporting.py).
 With --baseline, a second worker runs the code at that git ref from a temporary worktree, and the
 two write topic by topic in turn, so a busy machine slows both alike. The metrics are computed
-here, by the same code for both sides.
+here, by the same code for both sides. A baseline must come from 8186bf5 on (SHARED_STORE): older
+code keeps the flow's results in another shared store, and is refused.
 Needs `pip install -e '.[local]' pyspellchecker`; run it on an otherwise idle machine.
 """
 
@@ -496,6 +497,32 @@ def describe_tree() -> str:
     return f"working tree at {git('rev-parse', '--short', 'HEAD')}{dirty}"
 
 
+# The first commit whose flow keeps the job, its reporter and the LLM in its shared store (the
+# merge of issue 10's LLM object): the worker writes articles that way, so a baseline must be
+# this commit or a later one.
+SHARED_STORE = "8186bf569c9b43d6467b3d44a69ebbd04a5c4090"
+
+
+def baseline_code(ref: str) -> str:
+    """`ref` and its commit, or SystemExit saying why the worker cannot write with its code."""
+    try:
+        commit = git("rev-parse", "--verify", "--short", f"{ref}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"--baseline {ref}: no such commit in {ROOT}") from None
+    try:
+        git("merge-base", "--is-ancestor", SHARED_STORE, commit)
+    except subprocess.CalledProcessError as exc:
+        if exc.returncode != 1:  # e.g. a clone without that commit
+            raise SystemExit(f"--baseline {ref}: cannot tell whether it comes after "
+                             f"{SHARED_STORE[:7]}: {exc.stderr.strip()}") from None  # fmt: skip
+        raise SystemExit(
+            f"--baseline {ref} ({commit}) predates {SHARED_STORE[:7]}, where the flow's shared "
+            "store became the job, its reporter and the LLM; this bench writes articles that "
+            f"way only. Compare with {SHARED_STORE[:7]} or a later commit."
+        ) from None
+    return f"{ref} ({commit})"
+
+
 @contextlib.contextmanager
 def worktree(ref: str):
     """The product code at `ref`, checked out beside this one for as long as the run lasts."""
@@ -579,6 +606,9 @@ def print_report(result: dict) -> None:
 
 
 def main(args: argparse.Namespace) -> dict:
+    codes = {"current": describe_tree()}
+    if args.baseline:
+        codes["baseline"] = baseline_code(args.baseline)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
@@ -586,12 +616,10 @@ def main(args: argparse.Namespace) -> dict:
         "topics": list(TOPICS[: args.topics]),
     }
     print(f"{result['machine']}; load average {result['load_average_at_start']}", flush=True)
-    codes = {"current": describe_tree()}
     with contextlib.ExitStack() as stack:
         trees = {"current": ROOT}
         if args.baseline:
             trees = {"baseline": stack.enter_context(worktree(args.baseline)), **trees}
-            codes["baseline"] = f"{args.baseline} ({git('rev-parse', '--short', args.baseline)})"
         result["sides"] = run(args, trees, codes)
     return result
 
