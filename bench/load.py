@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.figures import memory_mb
 from tests.app_server import AppServer
 from tests.fake_llm import free_port
 
@@ -66,13 +67,6 @@ async def probe(url: str, latencies: list[float], stop: asyncio.Event) -> None:
             await asyncio.sleep(0.05)
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 async def run(server: AppServer, jobs: int, viewers: int) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
         idle: list[float] = []
@@ -103,7 +97,7 @@ async def run(server: AppServer, jobs: int, viewers: int) -> None:
     print(f"GET / idle              p50       {statistics.median(idle) * 1000:8.1f} ms")
     print(f"GET / under load        p50       {statistics.median(latencies) * 1000:8.1f} ms")
     print(f"GET / under load        p99       {percentile(latencies, 0.99) * 1000:8.1f} ms  ({len(latencies)} requests)")
-    print(f"app peak RSS                      {peak_rss_mb(server.process.pid):8.1f} MB")
+    print(f"app peak RSS                      {memory_mb(server.process.pid, 'VmHWM'):8.1f} MB")
 
 
 def main() -> None:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 from bench.embedded import Embedded, embedded_model, run_article_flow
+from bench.figures import machine, memory_mb
 from draftline.llm import LLM
 from draftline.pocketflow_nodes import section_prompt
 from tests.reporting import shared_for
@@ -72,26 +71,17 @@ async def one_article(embedded: Embedded, topic: str) -> dict:
     }
 
 
-def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
 async def main(args: argparse.Namespace) -> dict:
     async with embedded_model() as embedded:
         result = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}",
-            "load_average_at_start": round(os.getloadavg()[0], 2),  # other work skews the figures
+            **machine(),
             "model": embedded.name,
             "server_start_s": embedded.start_s,
             **await token_rate(embedded.chat, args.token_runs),
         }
         topics = [TOPICS[i % len(TOPICS)] for i in range(args.articles)]
         articles = [await one_article(embedded, topic) for topic in topics]
-        result["server_resident_mb"] = resident_mb(embedded.model.process.pid)
+        result["server_resident_mb"] = memory_mb(embedded.model.process.pid)
         result["article_seconds_median"] = statistics.median(a["seconds"] for a in articles)
         result["articles"] = articles
         return result

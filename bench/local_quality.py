@@ -37,7 +37,6 @@ import importlib.machinery
 import importlib.util
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -48,6 +47,8 @@ import time
 from collections import Counter
 from functools import cache
 from pathlib import Path
+
+from bench.figures import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -572,9 +573,7 @@ def main(args: argparse.Namespace) -> dict:
     if args.baseline:
         codes["baseline"] = baseline_code(args.baseline)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "load_average_at_start": round(os.getloadavg()[0], 2),  # other work skews the seconds
+        **machine(),
         "topics": list(TOPICS[: args.topics]),
     }
     print(f"{result['machine']}; load average {result['load_average_at_start']}", flush=True)
