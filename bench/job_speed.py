@@ -35,7 +35,8 @@ def run_job(client, fake: FakeLLM, topic: str) -> tuple[float, float, float]:
             if event.name == "done":
                 break
     wall = time.perf_counter() - started
-    duration = {kind: [c.finished - c.started for c in fake.calls_of(kind)] for kind in ("outline", "section", "style")}
+    duration = {kind: [c.finished - c.started for c in fake.calls_of(kind)]
+                for kind in ("outline", "section", "style")}  # fmt: skip
     critical = duration["outline"][0] + max(duration["section"]) + duration["style"][0]
     return wall, critical, first_byte
 
@@ -49,7 +50,8 @@ def main() -> None:
 
     fake = FakeLLM(token_delay=args.token_delay, sections=args.sections).start()
     with tempfile.TemporaryDirectory() as data:
-        server = AppServer(Path(data), {"OPENAI_BASE_URL": fake.base_url, "DRAFTLINE_MODEL": "fake"}).start()
+        env = {"OPENAI_BASE_URL": fake.base_url, "DRAFTLINE_MODEL": "fake"}
+        server = AppServer(Path(data), env).start()
         try:
             with server.client(follow_redirects=False) as client:
                 run_job(client, fake, "Warm-up")
@@ -58,14 +60,18 @@ def main() -> None:
             server.stop()
             fake.stop()
 
-    print(f"{args.jobs} jobs, {args.sections} sections each, {args.token_delay * 1000:g} ms per token\n")
+    print(f"{args.jobs} jobs, {args.sections} sections each, "
+          f"{args.token_delay * 1000:g} ms per token\n")  # fmt: skip
     print(f"{'job':>4} {'wall s':>8} {'critical s':>11} {'overhead':>9} {'first byte ms':>14}")
     for i, (wall, critical, first_byte) in enumerate(results, 1):
-        print(f"{i:>4} {wall:>8.3f} {critical:>11.3f} {wall / critical - 1:>9.1%} {first_byte * 1000:>14.1f}")
+        print(f"{i:>4} {wall:>8.3f} {critical:>11.3f} {wall / critical - 1:>9.1%} "
+              f"{first_byte * 1000:>14.1f}")  # fmt: skip
     overheads = [wall / critical - 1 for wall, critical, _ in results]
     first_bytes = [fb * 1000 for _, _, fb in results]
-    print(f"\nmedian overhead over the LLM critical path: {statistics.median(overheads):.1%} (max {max(overheads):.1%})")
-    print(f"median POST /jobs -> first byte of job page: {statistics.median(first_bytes):.1f} ms (max {max(first_bytes):.1f} ms)")
+    print(f"\nmedian overhead over the LLM critical path: {statistics.median(overheads):.1%} "
+          f"(max {max(overheads):.1%})")  # fmt: skip
+    print(f"median POST /jobs -> first byte of job page: {statistics.median(first_bytes):.1f} ms "
+          f"(max {max(first_bytes):.1f} ms)")  # fmt: skip
 
 
 if __name__ == "__main__":

