@@ -101,6 +101,12 @@ class Job:
         return sum(1 for s in self.sections if s["done"])
 
     @property
+    def tokens(self) -> dict[str, int]:
+        """The tokens the LLM reported for this job so far, every run and rewrite of it included
+        (0 where its server reports none)."""
+        return {key: self.usage.get(key, 0) for key in ("prompt_tokens", "completion_tokens")}
+
+    @property
     def word_count(self) -> int:
         return len(self.article.split())
 
@@ -160,8 +166,7 @@ class Job:
             "article": self.article,
             "error": self.error,
             "options": self.brief.to_record(),
-            "usage": {"prompt_tokens": self.usage.get("prompt_tokens", 0),
-                      "completion_tokens": self.usage.get("completion_tokens", 0)},  # fmt: skip
+            "usage": self.tokens,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }

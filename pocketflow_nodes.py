@@ -91,6 +91,7 @@ class Reporter(Protocol):
     async def section(self, index: int, text: str, done: bool) -> None: ...
     async def rewrite(self, index: int, text: str, done: bool) -> None: ...
     async def article(self, text: str, done: bool) -> None: ...
+    async def usage(self, prompt_tokens: int, completion_tokens: int) -> None: ...
 
 
 MAX_WAIT = 60.0  # seconds: the longest backoff, and the most of a Retry-After we honour
@@ -207,7 +208,8 @@ class GenerateOutline(RetryingNode):
         if backend.grammar:  # one spare line: the topic echoed back or a repeat is dropped
             extra["extra_body"] = {"grammar": outline_grammar(size.sections + 1)}
         prompt = outline_prompt(call.topic, size.sections, call.options, instruction)
-        reply = await call.model.complete(prompt, max_tokens=size.outline_tokens, **extra)
+        reply = await call.model.complete(prompt, max_tokens=size.outline_tokens,
+                                          on_usage=call.report.usage, **extra)  # fmt: skip
         return parse_outline(reply.text, size.sections, topic=call.topic,
                              minimum=size.min_sections, cut_short=reply.cut_short,
                              small_model=size.small)  # fmt: skip
@@ -268,6 +270,7 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
             prompt = section_prompt(call.topic, item["titles"], item["title"], small=size.small,
                                     options=call.options)  # fmt: skip
             async for piece in call.model.stream(prompt, max_tokens=size.section_tokens,
+                                                 on_usage=call.report.usage,
                                                  **prose_options(size)):  # fmt: skip
                 text += piece
                 await call.report.section(item["index"], text, done=False)
@@ -296,6 +299,7 @@ class RewriteSection(RetryingNode):
         prompt = rewrite_prompt(call.topic, item["titles"], item["old"], item["instruction"],
                                 call.options, small=size.small)  # fmt: skip
         async for piece in call.model.stream(prompt, max_tokens=size.section_tokens,
+                                             on_usage=call.report.usage,
                                              **prose_options(size)):  # fmt: skip
             text += piece
             await call.report.rewrite(index, text, done=False)
@@ -320,7 +324,8 @@ class ApplyStyle(RetryingNode):
             return await self._style_each_section(call, sections, size)
         text = ""
         prompt = style_prompt(draft_markdown(call.topic, sections), call.options)
-        async for piece in call.model.stream(prompt, max_tokens=size.style_tokens):
+        async for piece in call.model.stream(prompt, max_tokens=size.style_tokens,
+                                             on_usage=call.report.usage):  # fmt: skip
             text += piece
             await report.article(text, done=False)
         return strip_chatter(text)
@@ -333,6 +338,7 @@ class ApplyStyle(RetryingNode):
             heading, text = f"## {section['title']}", ""
             prompt = restyle_section_prompt(section["text"], call.options)
             async for piece in call.model.stream(prompt, max_tokens=size.style_tokens,
+                                                 on_usage=call.report.usage,
                                                  **prose_options(size)):  # fmt: skip
                 text += piece
                 await call.report.article("\n\n".join([*done, heading, text]), done=False)

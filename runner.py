@@ -94,6 +94,13 @@ class JobReporter:
         await self.publish(f"section:{index}")
         await self.publish("job")
 
+    async def usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """The tokens one LLM call used, as its server reported them, added to the job's."""
+        used = self.job.usage
+        used["prompt_tokens"] = used.get("prompt_tokens", 0) + prompt_tokens
+        used["completion_tokens"] = used.get("completion_tokens", 0) + completion_tokens
+        await self._publish_streaming("job", done=False)  # a section's end publishes it anyway
+
     async def article(self, text: str, done: bool) -> None:
         self.job.article = text
         if done:  # every styled article is a version the person can go back to

@@ -74,6 +74,7 @@ def create_environment() -> Environment:
     env.filters["markdown"] = markdown
     env.filters["age"] = age
     env.filters["word_diff"] = word_diff
+    env.filters["thousands"] = "{:,}".format  # 12345 -> 12,345
     return env
 
 
@@ -83,13 +84,13 @@ environment = create_environment()
 # event with the same key always supersedes an earlier one (jobs.py keeps only the latest).
 # A streaming section changes only itself; progress moves when it is done (a "job" event).
 PARTS_BY_KEY = {
-    "job": ("_progress.html", "_status.html", "_steps.html", "_actions.html"),
+    "job": ("_progress.html", "_status.html", "_steps.html", "_usage.html", "_actions.html"),
     "outline": ("_progress.html", "_status.html", "_sections.html"),
     "article": ("_progress.html", "_article.html"),
 }
 SNAPSHOT_PARTS = (
-    "_progress.html", "_status.html", "_steps.html", "_actions.html", "_sections.html",
-    "_article.html",
+    "_progress.html", "_status.html", "_steps.html", "_usage.html", "_actions.html",
+    "_sections.html", "_article.html",
 )  # fmt: skip
 
 

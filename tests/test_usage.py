@@ -1,0 +1,134 @@
+"""What a job cost: the tokens its LLM calls used, on the page and in the API."""
+
+from __future__ import annotations
+
+import pytest
+
+from draftline import llm
+from draftline.pocketflow_nodes import create_article_flow
+from tests.jobs_api import api, create
+from tests.reporting import shared_for
+from tests.sse import read_events
+
+
+class CountingLLM:
+    """A stand-in for llm.LLM whose every call reports `tokens` (prompt, completion) through
+    `on_usage`, as llm.LLM does when the server sends usage."""
+
+    backend = llm.Backend("openai", "gpt", "https://example.invalid/v1", True)
+
+    def __init__(self, tokens: tuple[int, int] = (100, 20)):
+        self.tokens = tokens
+        self.calls: list[str] = []
+
+    async def complete(self, messages, max_tokens, on_usage=None, **extra):
+        self.calls.append("outline")
+        await self._used(on_usage)
+        return llm.Reply("- One\n- Two\n- Three")
+
+    async def stream(self, messages, max_tokens, on_usage=None, **extra):
+        self.calls.append("style" if "editor" in messages[0]["content"] else "section")
+        for word in ("Hello ", "there."):
+            yield word
+        await self._used(on_usage)
+
+    async def _used(self, on_usage) -> None:
+        if on_usage is not None and self.tokens:
+            await on_usage(*self.tokens)
+
+
+# The reporter's accounting
+
+
+@pytest.mark.anyio
+async def test_every_call_of_a_job_adds_its_tokens_to_the_jobs_usage():
+    model = CountingLLM((100, 20))
+    shared = await shared_for(model)
+    await create_article_flow(retries=1).run_async(shared)
+    assert model.calls == ["outline", "section", "section", "section", "style"]
+    job, store = shared["job"], shared["report"].store
+    assert job.tokens == {"prompt_tokens": 500, "completion_tokens": 100}
+    assert (await store.get(job.id)).usage == job.usage  # saved with the job
+
+
+@pytest.mark.anyio
+async def test_usage_adds_to_what_earlier_runs_of_the_job_used():
+    shared = await shared_for(CountingLLM((10, 5)),
+                              usage={"prompt_tokens": 1000, "completion_tokens": 300})  # fmt: skip
+    await shared["report"].usage(10, 5)
+    assert shared["job"].tokens == {"prompt_tokens": 1010, "completion_tokens": 305}
+
+
+@pytest.mark.anyio
+async def test_a_usage_report_is_published_to_the_jobs_viewers():
+    shared = await shared_for(CountingLLM())
+    report, job = shared["report"], shared["job"]
+    await report.usage(1234, 2345)
+    (event,) = await report.store.events_after(job.id, 0)
+    assert event.key == "job" and '"prompt_tokens": 1234' in event.data
+
+
+@pytest.mark.anyio
+async def test_a_server_that_reports_no_usage_leaves_the_job_at_zero():
+    shared = await shared_for(CountingLLM(tokens=()))
+    await create_article_flow(retries=1).run_async(shared)
+    assert shared["job"].tokens == {"prompt_tokens": 0, "completion_tokens": 0}
+    assert shared["job"].article == "Hello there."
+
+
+# End to end: the real app, the real openai client, the fake LLM's usage chunks
+
+
+def reported(fake) -> dict[str, int]:
+    """What the fake LLM reported, summed over its calls."""
+    counts = [call.usage for call in fake.calls if call.usage]
+    return {"prompt_tokens": sum(p for p, _ in counts),
+            "completion_tokens": sum(c for _, c in counts)}  # fmt: skip
+
+
+def test_a_jobs_usage_in_the_api_is_the_sum_the_server_reported(client, llm):
+    job = create(client)
+    assert job["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
+    read_events(client, job["id"])
+    final = api(client, job["id"])
+    assert final["status"] == "done"
+    assert len(llm.calls) == 5 and all(call.usage for call in llm.calls)  # streams included
+    assert final["usage"] == reported(llm)
+    assert final["usage"]["prompt_tokens"] > 100 and final["usage"]["completion_tokens"] > 100
+
+
+def test_writing_a_section_again_adds_to_the_jobs_usage(client, llm):
+    job = create(client)
+    read_events(client, job["id"])
+    first = api(client, job["id"])["usage"]
+    answer = client.post(f"/api/jobs/{job['id']}/sections/2/regenerate", json={})
+    assert answer.status_code == 202
+    read_events(client, job["id"])
+    again = api(client, job["id"])
+    assert [c.kind for c in llm.calls][-2:] == ["section", "style"]
+    assert again["status"] == "done" and again["usage"] == reported(llm)
+    assert again["usage"]["completion_tokens"] > first["completion_tokens"]
+
+
+def test_the_job_page_and_its_events_show_the_tokens_used(client, llm):
+    job = create(client)
+    events = read_events(client, job["id"])
+    used = api(client, job["id"])["usage"]
+    shown = f"{used['prompt_tokens']:,} tokens in, {used['completion_tokens']:,} out"
+    assert 'id="usage"' in events[0].data  # the snapshot has the part, hidden while empty
+    assert shown in events[-1].data  # ... and the `done` event draws it
+    growing = [e.data for e in events if 'id="usage"' in e.data and "tokens in" in e.data]
+    assert len(growing) >= 2  # it grows while the job runs
+    page = client.get(f"/jobs/{job['id']}").text
+    assert f'<p id="usage" class="usage">{shown}</p>' in page
+
+
+def test_a_server_that_sends_no_usage_gives_zeros_and_no_error(client, llm):
+    llm.reports_usage = False
+    job = create(client)
+    read_events(client, job["id"])
+    final = api(client, job["id"])
+    assert final["status"] == "done" and final["error"] is None
+    assert final["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
+    page = client.get(f"/jobs/{job['id']}").text
+    assert '<p id="usage" class="usage" hidden></p>' in page and "tokens in" not in page
