@@ -16,7 +16,8 @@ NAMES = [
     "DRAFTLINE_LOCAL_THREADS", "DRAFTLINE_HOST", "DRAFTLINE_PORT", "DRAFTLINE_PASSWORD",
     "DRAFTLINE_ALLOWED_HOSTS", "DRAFTLINE_STORE", "DRAFTLINE_SECTION_CONCURRENCY",
     "DRAFTLINE_LLM_TIMEOUT", "DRAFTLINE_LLM_RETRIES", "DRAFTLINE_LLM_RETRY_WAIT",
-    "DRAFTLINE_JOB_DEADLINE", "DRAFTLINE_MAX_RUNNING_JOBS", "DRAFTLINE_MAX_WAITING_PER_CLIENT",
+    "DRAFTLINE_JOB_DEADLINE", "DRAFTLINE_PRICE_PER_1K_INPUT", "DRAFTLINE_PRICE_PER_1K_OUTPUT",
+    "DRAFTLINE_MAX_RUNNING_JOBS", "DRAFTLINE_MAX_WAITING_PER_CLIENT",
     "DRAFTLINE_JOBS_PER_MINUTE", "DRAFTLINE_MAX_STREAMS_PER_CLIENT", "DRAFTLINE_MAX_STREAMS",
     "DRAFTLINE_READ_TIMEOUT", "DRAFTLINE_LOG_LEVEL",
 ]  # fmt: skip
@@ -64,6 +65,8 @@ def test_allowed_hosts_are_separated_by_commas_or_spaces(monkeypatch):
         ("DRAFTLINE_LLM_TIMEOUT", "0", "Input should be greater than 0 (got '0')"),
         ("DRAFTLINE_LLM_RETRY_WAIT", "-1", "Input should be greater than or equal to 0"),
         ("DRAFTLINE_JOB_DEADLINE", "inf", "Input should be a finite number (got 'inf')"),
+        ("DRAFTLINE_PRICE_PER_1K_INPUT", "-0.1", "Input should be greater than or equal to 0"),
+        ("DRAFTLINE_PRICE_PER_1K_OUTPUT", "$0.60", "Input should be a valid number"),
         ("DRAFTLINE_MAX_RUNNING_JOBS", "-4", "Input should be greater than or equal to 1"),
         ("DRAFTLINE_MAX_WAITING_PER_CLIENT", "1.5", "Input should be a valid integer"),
         ("DRAFTLINE_JOBS_PER_MINUTE", "0", "Input should be greater than or equal to 1"),

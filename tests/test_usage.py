@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from draftline import llm
+from draftline.jobs import Job, Prices
 from draftline.pocketflow_nodes import create_article_flow
+from draftline.views import money
 from tests.jobs_api import api, create
 from tests.reporting import shared_for
 from tests.sse import read_events
@@ -132,3 +134,41 @@ def test_a_server_that_sends_no_usage_gives_zeros_and_no_error(client, llm):
     assert final["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
     page = client.get(f"/jobs/{job['id']}").text
     assert '<p id="usage" class="usage" hidden></p>' in page and "tokens in" not in page
+
+
+# Prices: an estimated cost, worked out where it is shown
+
+
+def test_a_cost_is_worked_out_from_the_prices_per_thousand_tokens():
+    job = Job("abc12345", "Tides", usage={"prompt_tokens": 1234, "completion_tokens": 2345})
+    assert "cost" not in job.to_api()["usage"] and job.cost(Prices()) is None
+    prices = Prices(input=0.00015, output=0.0006)  # gpt-4o-mini's, per 1,000 tokens
+    assert job.to_api(prices)["usage"] == {"prompt_tokens": 1234, "completion_tokens": 2345,
+                                           "cost": 0.001592}  # fmt: skip
+    assert job.cost(Prices(output=2.0)) == pytest.approx(4.69)  # an unset price counts as free
+    assert "cost" not in job.to_record()["usage"]  # never stored
+
+
+@pytest.mark.parametrize(("cost", "shown"), [
+    (0.0, "0.00"), (0.00046, "0.00046"), (0.0015921, "0.00159"), (0.0123, "0.0123"),
+    (0.5, "0.50"), (0.9996, "1.00"), (1234.5, "1,234.50"),
+])  # fmt: skip
+def test_a_cost_is_shown_to_three_significant_digits_and_at_least_two_decimals(cost, shown):
+    assert money(cost) == shown
+
+
+def test_with_prices_set_the_page_events_and_api_show_the_estimated_cost(start_app, llm):
+    server = start_app(DRAFTLINE_PRICE_PER_1K_INPUT="0.5", DRAFTLINE_PRICE_PER_1K_OUTPUT="1.5")
+    with server.client() as client:
+        job = create(client)
+        assert job["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+        events = read_events(client, job["id"])
+        final = api(client, job["id"])
+        listed = client.get("/api/jobs").json()["jobs"][0]
+        page = client.get(f"/jobs/{job['id']}").text
+    used = reported(llm)
+    cost = (used["prompt_tokens"] * 0.5 + used["completion_tokens"] * 1.5) / 1000
+    assert final["usage"] == listed["usage"] == {**used, "cost": round(cost, 6)}
+    shown = (f"{used['prompt_tokens']:,} tokens in, {used['completion_tokens']:,} out"
+             f" · estimated cost {money(cost)}")  # fmt: skip
+    assert shown in page and shown in events[-1].data
