@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     llm_retries: Count = 3
     llm_retry_wait: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
     job_deadline: Seconds = 600.0
+    max_tokens_per_job: Count | None = None  # prompt + completion tokens; unset: no limit
     # Unset: no cost is shown. Set either: the job page and the API estimate a job's cost.
     price_per_1k_input: Price | None = None
     price_per_1k_output: Price | None = None

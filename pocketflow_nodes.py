@@ -5,6 +5,9 @@ it only through the reporter (the one writer of job state), which also tells the
 prep hands the reporter and the LLM to exec, so exec never touches the shared store and a retried
 exec is safe. See docs/design.md for the shared store's shape.
 
+Every LLM call passes `on_usage=call.report.usage`, so the job counts the tokens it used, and is
+preceded by `call.report.check_budget()`, so no call starts once the job's budget is spent.
+
 A job's options (brief.Options: length, tone, audience, language) shape every prompt; with
 `review_outline`, the article flow stops after the outline until a person approves it.
 
@@ -92,6 +95,7 @@ class Reporter(Protocol):
     async def rewrite(self, index: int, text: str, done: bool) -> None: ...
     async def article(self, text: str, done: bool) -> None: ...
     async def usage(self, prompt_tokens: int, completion_tokens: int) -> None: ...
+    def check_budget(self) -> None: ...  # raises (an LLMError) once the job's tokens are spent
 
 
 MAX_WAIT = 60.0  # seconds: the longest backoff, and the most of a Retry-After we honour
@@ -208,6 +212,7 @@ class GenerateOutline(RetryingNode):
         if backend.grammar:  # one spare line: the topic echoed back or a repeat is dropped
             extra["extra_body"] = {"grammar": outline_grammar(size.sections + 1)}
         prompt = outline_prompt(call.topic, size.sections, call.options, instruction)
+        call.report.check_budget()
         reply = await call.model.complete(prompt, max_tokens=size.outline_tokens,
                                           on_usage=call.report.usage, **extra)  # fmt: skip
         return parse_outline(reply.text, size.sections, topic=call.topic,
@@ -264,6 +269,7 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
     async def exec_async(self, item: dict) -> tuple[int, str]:
         call: Call = item["call"]
         async with item["limit"]:
+            call.report.check_budget()  # others may have spent it while this one waited
             text = ""
             await call.report.section(item["index"], text, done=False)
             size = call.size
@@ -295,6 +301,7 @@ class RewriteSection(RetryingNode):
     async def exec_async(self, item: dict) -> str:
         call: Call = item["call"]
         size, index, text = call.size, item["index"], ""
+        call.report.check_budget()
         await call.report.rewrite(index, text, done=False)
         prompt = rewrite_prompt(call.topic, item["titles"], item["old"], item["instruction"],
                                 call.options, small=size.small)  # fmt: skip
@@ -319,6 +326,7 @@ class ApplyStyle(RetryingNode):
     async def exec_async(self, prep_res: tuple[Call, list[dict]]) -> str:
         call, sections = prep_res
         size, report = call.size, call.report
+        report.check_budget()
         await report.article("", done=False)
         if size.small:
             return await self._style_each_section(call, sections, size)
@@ -337,6 +345,7 @@ class ApplyStyle(RetryingNode):
         for section in sections:
             heading, text = f"## {section['title']}", ""
             prompt = restyle_section_prompt(section["text"], call.options)
+            call.report.check_budget()
             async for piece in call.model.stream(prompt, max_tokens=size.style_tokens,
                                                  on_usage=call.report.usage,
                                                  **prose_options(size)):  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from draftline import llm
@@ -172,3 +174,70 @@ def test_with_prices_set_the_page_events_and_api_show_the_estimated_cost(start_a
     shown = (f"{used['prompt_tokens']:,} tokens in, {used['completion_tokens']:,} out"
              f" · estimated cost {money(cost)}")  # fmt: skip
     assert shown in page and shown in events[-1].data
+
+
+# A token budget: DRAFTLINE_MAX_TOKENS_PER_JOB
+
+
+@pytest.mark.anyio
+async def test_a_job_that_goes_past_its_budget_fails_with_a_message_and_is_not_retried():
+    model = CountingLLM((100, 20))  # the outline and the first section: 240 tokens
+    shared = await shared_for(model, budget=250)
+    with pytest.raises(llm.LLMError) as failed:
+        await create_article_flow(concurrency=1, retries=3, wait=0).run_async(shared)
+    assert str(failed.value) == ("This article used 360 tokens, more than "
+                                 "DRAFTLINE_MAX_TOKENS_PER_JOB (250) allows. What was written "
+                                 "is kept.")  # fmt: skip
+    assert failed.value.transient is False
+    assert model.calls == ["outline", "section", "section"]  # none again, no third section
+    job = shared["job"]
+    assert job.outline == ["One", "Two", "Three"] and job.sections[0]["done"]
+    assert job.sections[1]["text"] == "Hello there."  # written, though it went past the budget
+    assert job.tokens == {"prompt_tokens": 300, "completion_tokens": 60}
+
+
+@pytest.mark.anyio
+async def test_no_call_starts_once_the_budget_is_spent():
+    model = CountingLLM()
+    shared = await shared_for(model, budget=5000, outline=["One"],
+                              sections=[{"title": "One", "text": "", "done": False}],
+                              usage={"prompt_tokens": 4000, "completion_tokens": 1000})  # fmt: skip
+    with pytest.raises(llm.LLMError, match=r"^This article used 5,000 tokens, all that "
+                                           r"DRAFTLINE_MAX_TOKENS_PER_JOB \(5,000\) allows\."):
+        await create_article_flow(retries=3, wait=0).run_async(shared)
+    assert model.calls == []
+
+
+@pytest.mark.anyio
+async def test_a_job_within_its_budget_runs_as_usual():
+    shared = await shared_for(CountingLLM((100, 20)), budget=600)  # five calls: exactly 600
+    await create_article_flow(retries=1).run_async(shared)
+    assert shared["job"].article == "Hello there."
+
+
+BUDGET_MESSAGE = (r"This article used [\d,]+ tokens, more than DRAFTLINE_MAX_TOKENS_PER_JOB "
+                  r"\(200\) allows\. What was written is kept\.")  # fmt: skip
+
+
+def test_a_small_token_budget_fails_the_job_keeping_what_was_written(start_app, llm):
+    """The fake's outline uses 54 tokens and each section about 100 to 120: the job fails when
+    the second section to finish takes it past 200."""
+    server = start_app(DRAFTLINE_MAX_TOKENS_PER_JOB="200")
+    with server.client() as client:
+        job = create(client)
+        events = read_events(client, job["id"])
+        failed = api(client, job["id"])
+        assert failed["status"] == "failed" and re.fullmatch(BUDGET_MESSAGE, failed["error"])
+        assert sum(failed["usage"].values()) > 200
+        assert failed["outline"] and sum(bool(s["text"]) for s in failed["sections"]) >= 2
+        page = client.get(f"/jobs/{job['id']}").text
+        assert failed["error"] in page and failed["error"] in events[-1].data
+        assert failed["sections"][0]["text"][:40] in page
+        assert "Retry" in page
+
+        calls = len(llm.calls)
+        assert client.post(f"/api/jobs/{job['id']}/resume").status_code == 202
+        read_events(client, job["id"])
+        again = api(client, job["id"])
+    assert again["status"] == "failed" and again["error"] == failed["error"]  # at once
+    assert len(llm.calls) == calls and again["usage"] == failed["usage"]  # paying nothing more
