@@ -33,7 +33,7 @@ from .brief import (
     clean_brief,
 )  # fmt: skip
 from .config import Settings, SettingsError
-from .jobs import Job
+from .jobs import Job, Prices
 from .runner import JobRunner, JobStateError, TooManyJobs
 from .store import StorageError, open_store
 from .streams import (
@@ -43,7 +43,7 @@ from .streams import (
     job_events,
     parse_last_event_id,
 )
-from .web import back_to_job, get_job, last, read_form, read_json, render
+from .web import back_to_job, get_job, job_json, last, read_form, read_json, render
 
 log = logging.getLogger("draftline")
 
@@ -126,8 +126,8 @@ async def job_events_stream(request: Request) -> Response:
     last_event_id = parse_last_event_id(request.headers.get("last-event-id"), job)
     release = request.app.state.streams.take(security.client_address(request))  # or 429
     shutdown = anyio.Event()  # set by sse-starlette when the server begins to stop
-    stream = job_events(request.app.state.store, job, last_event_id,
-                        shutdown, request.app.state.runner.shutdown)  # fmt: skip
+    stream = job_events(request.app.state.store, job, last_event_id, shutdown,
+                        request.app.state.runner.shutdown, request.app.state.prices)  # fmt: skip
     response = EventSourceResponse(stream, ping=15, send_timeout=30, shutdown_event=shutdown,
                                    shutdown_grace_period=5)  # fmt: skip
     return ReleasedAfter(response, release)
@@ -195,27 +195,29 @@ async def api_create_job(request: Request) -> Response:
         job = await start_job(request, *clean_brief(body["topic"], body))
     except BriefError as exc:
         return JSONResponse({"error": str(exc), "errors": exc.errors}, status_code=422)
-    return JSONResponse(job.to_api(), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
+    return JSONResponse(job_json(request, job), status_code=201,
+                        headers={"Location": f"/api/jobs/{job.id}"})  # fmt: skip
 
 
 async def api_job(request: Request) -> Response:
-    return JSONResponse((await get_job(request)).to_api())
+    return JSONResponse(job_json(request, await get_job(request)))
 
 
 async def api_jobs(request: Request) -> Response:
     jobs, page, pages = await list_page(request)
-    return JSONResponse({"jobs": [job.to_api() for job in jobs], "page": page, "pages": pages})
+    return JSONResponse({"jobs": [job_json(request, job) for job in jobs], "page": page,
+                         "pages": pages})  # fmt: skip
 
 
 async def api_cancel_job(request: Request) -> Response:
     job = await request.app.state.runner.cancel(await get_job(request))
-    return JSONResponse(job.to_api())
+    return JSONResponse(job_json(request, job))
 
 
 async def api_resume_job(request: Request) -> Response:
     job = await get_job(request)
     job = await request.app.state.runner.resume(job, security.client_address(request))
-    return JSONResponse(job.to_api(), status_code=202)
+    return JSONResponse(job_json(request, job), status_code=202)
 
 
 async def api_delete_job(request: Request) -> Response:
@@ -353,6 +355,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers,
                     lifespan=lifespan)  # fmt: skip
     app.state.settings, app.state.gate = settings, gate
+    app.state.prices = Prices(settings.price_per_1k_input, settings.price_per_1k_output)
     return app
 
 

@@ -19,6 +19,7 @@ PREFIX = "DRAFTLINE_"
 
 Count = Annotated[int, Field(ge=1)]
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # per 1,000 tokens, any currency
 
 
 class SettingsError(ValueError):
@@ -51,6 +52,10 @@ class Settings(BaseSettings):
     llm_retries: Count = 3
     llm_retry_wait: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
     job_deadline: Seconds = 600.0
+    max_tokens_per_job: Count | None = None  # prompt + completion tokens; unset: no limit
+    # Unset: no cost is shown. Set either: the job page and the API estimate a job's cost.
+    price_per_1k_input: Price | None = None
+    price_per_1k_output: Price | None = None
     max_running_jobs: Count = 4
     max_waiting_per_client: Count = 50
     jobs_per_minute: Count = 30  # per client, started or resumed; a burst may use them at once

@@ -101,6 +101,16 @@ class Job:
         return sum(1 for s in self.sections if s["done"])
 
     @property
+    def tokens(self) -> dict[str, int]:
+        """The tokens the LLM reported for this job so far, every run and rewrite of it included
+        (0 where its server reports none)."""
+        return {key: self.usage.get(key, 0) for key in ("prompt_tokens", "completion_tokens")}
+
+    def cost(self, prices: Prices | None) -> float | None:
+        """What those tokens cost at `prices`, or None when no price is set."""
+        return prices.cost(self.tokens) if prices else None
+
+    @property
     def word_count(self) -> int:
         return len(self.article.split())
 
@@ -148,7 +158,10 @@ class Job:
             return json.dumps({"index": index, **self.sections[index]})
         return json.dumps(self.to_record())
 
-    def to_api(self) -> dict:
+    def to_api(self, prices: Prices | None = None) -> dict:
+        """The job as the JSON API shows it; its usage has a `cost` when `prices` are set."""
+        cost = self.cost(prices)
+        usage = self.tokens if cost is None else {**self.tokens, "cost": round(cost, 6)}
         return {
             "id": self.id,
             "topic": self.topic,
@@ -160,8 +173,7 @@ class Job:
             "article": self.article,
             "error": self.error,
             "options": self.brief.to_record(),
-            "usage": {"prompt_tokens": self.usage.get("prompt_tokens", 0),
-                      "completion_tokens": self.usage.get("completion_tokens", 0)},  # fmt: skip
+            "usage": usage,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }
@@ -169,6 +181,24 @@ class Job:
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What 1,000 tokens cost in the operator's currency (DRAFTLINE_PRICE_PER_1K_INPUT and
+    DRAFTLINE_PRICE_PER_1K_OUTPUT), None where unset. Prices are settings, never stored with a
+    job: a cost is worked out where it is shown, at today's prices."""
+
+    input: float | None = None  # prompt tokens
+    output: float | None = None  # completion tokens
+
+    def __bool__(self) -> bool:
+        """Whether a cost can be shown: either price is set (an unset one counts as free)."""
+        return self.input is not None or self.output is not None
+
+    def cost(self, tokens: dict[str, int]) -> float:
+        return (tokens["prompt_tokens"] * (self.input or 0.0)
+                + tokens["completion_tokens"] * (self.output or 0.0)) / 1000  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ That includes the embedded default: local_model.py runs llama.cpp's OpenAI-compa
 child process and hands the app's LLM object its address (`LLM.use`) each time the server starts,
 so every backend takes the same generation path. This module knows nothing of local_model.
 
+Every call asks the server for its token counts (`stream_options.include_usage`: the last chunk
+of a stream then carries them) and hands them to the caller's `on_usage`, once per call. A server
+that ignores the option (llama.cpp's, in llama-cpp-python) sends none: nothing is counted rather
+than guessed.
+
 Each LLM object builds its client lazily and keeps it (building one costs an SSL context and a
 pool), with the openai client's own retries off: retrying is the flow's job
 (pocketflow_nodes.RetryingNode). Every failure leaves this module as an LLMError whose message a
@@ -16,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -63,6 +68,10 @@ class Backend:
     small: bool = False  # plainer prompts, fewer and shorter sections (pocketflow_nodes.Sizes)
     concurrency: int = 0  # calls at once (0: no limit); the rest wait here, not on a timeout
     unavailable: str | None = None  # why this backend cannot generate at all (calls fail at once)
+
+
+# Called once per call with the tokens the server says it used: (prompt_tokens, completion_tokens).
+OnUsage = Callable[[int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -124,37 +133,42 @@ class LLM:
         return self._client
 
     async def complete(
-        self, messages: list[dict[str, str]], *, max_tokens: int, prose: bool = False, **extra: Any
-    ) -> Reply:
+        self, messages: list[dict[str, str]], *, max_tokens: int, prose: bool = False,
+        on_usage: OnUsage | None = None, **extra: Any,
+    ) -> Reply:  # fmt: skip
         """One chat completion, returned whole, saying whether max_tokens cut it short.
 
         `prose=True` for a call that writes prose: the backend adds its prose sampling.
+        `on_usage` gets the tokens the call used, if the server says (before this returns).
         """
         parts: list[str] = []
         finish = None
-        async with self._pieces(messages, max_tokens, prose, extra) as pieces:
+        async with self._pieces(messages, max_tokens, prose, extra, on_usage) as pieces:
             async for text, finish_reason in pieces:
                 parts.append(text)
                 finish = finish_reason or finish
         return Reply("".join(parts), cut_short=finish == "length")
 
     async def stream(
-        self, messages: list[dict[str, str]], *, max_tokens: int, prose: bool = False, **extra: Any
-    ) -> AsyncIterator[str]:
-        """Yield the reply's text as it is generated (`prose` as for complete()).
+        self, messages: list[dict[str, str]], *, max_tokens: int, prose: bool = False,
+        on_usage: OnUsage | None = None, **extra: Any,
+    ) -> AsyncIterator[str]:  # fmt: skip
+        """Yield the reply's text as it is generated (`prose` and `on_usage` as for complete():
+        `on_usage` is called after the last piece, before the stream ends).
 
         A stream that goes quiet for longer than the call timeout is abandoned, so a hung
         provider cannot hold a job forever.
         """
-        async with self._pieces(messages, max_tokens, prose, extra) as pieces:
+        async with self._pieces(messages, max_tokens, prose, extra, on_usage) as pieces:
             async for text, _ in pieces:
                 if text:
                     yield text
 
     @contextlib.asynccontextmanager
     async def _pieces(
-        self, messages: list[dict[str, str]], max_tokens: int, prose: bool, extra: dict[str, Any]
-    ):
+        self, messages: list[dict[str, str]], max_tokens: int, prose: bool, extra: dict[str, Any],
+        on_usage: OnUsage | None,
+    ):  # fmt: skip
         """The reply as (text, finish_reason) pieces, once it is our turn at the backend."""
         async with self._turns or contextlib.nullcontext():  # a one-at-a-time server: wait here
             current = self._backend  # after the wait: the server may have restarted meanwhile
@@ -162,21 +176,23 @@ class LLM:
             if prose:
                 body |= current.prose_body or {}
             body |= extra.pop("extra_body", {})
-            pieces = self._stream(current, messages, max_tokens, body, extra)
+            pieces = self._stream(current, messages, max_tokens, body, extra, on_usage)
             async with contextlib.aclosing(pieces):
                 yield pieces
 
     async def _stream(
         self, current: Backend, messages: list[dict[str, str]], max_tokens: int, body: dict,
-        extra: dict,
+        extra: dict, on_usage: OnUsage | None,
     ) -> AsyncIterator[tuple[str, str | None]]:  # fmt: skip
         timeout = self.settings.llm_timeout
+        usage = None  # the last counts the server sent: some send running totals on every chunk
         try:
             response = await self.client().chat.completions.create(
                 model=current.model,
                 messages=messages,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
                 stream=True,
+                stream_options={"include_usage": True},  # a last chunk with usage, no choices
                 extra_body=body or None,
                 **extra,
             )
@@ -187,6 +203,7 @@ class LLM:
                         chunk = await asyncio.wait_for(anext(chunks), timeout)
                     except StopAsyncIteration:
                         break
+                    usage = chunk.usage or usage
                     for choice in chunk.choices or []:
                         text = choice.delta.content if choice.delta else None
                         if text or choice.finish_reason:
@@ -205,6 +222,8 @@ class LLM:
             log.warning("lost the connection to the LLM at %s: %s", _safe_url(current.base_url),
                         exc)  # fmt: skip
             raise LLMError("Lost the connection to the LLM.", transient=True) from exc
+        if usage is not None and on_usage is not None:  # the caller's errors stay its own
+            await on_usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
 
 
 def backend_from(settings: Settings) -> Backend:

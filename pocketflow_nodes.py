@@ -5,6 +5,9 @@ it only through the reporter (the one writer of job state), which also tells the
 prep hands the reporter and the LLM to exec, so exec never touches the shared store and a retried
 exec is safe. See docs/design.md for the shared store's shape.
 
+Every LLM call passes `on_usage=call.report.usage`, so the job counts the tokens it used, and is
+preceded by `call.report.check_budget()`, so no call starts once the job's budget is spent.
+
 A job's options (brief.Options: length, tone, audience, language) shape every prompt; with
 `review_outline`, the article flow stops after the outline until a person approves it.
 
@@ -91,6 +94,8 @@ class Reporter(Protocol):
     async def section(self, index: int, text: str, done: bool) -> None: ...
     async def rewrite(self, index: int, text: str, done: bool) -> None: ...
     async def article(self, text: str, done: bool) -> None: ...
+    async def usage(self, prompt_tokens: int, completion_tokens: int) -> None: ...
+    def check_budget(self) -> None: ...  # raises (an LLMError) once the job's tokens are spent
 
 
 MAX_WAIT = 60.0  # seconds: the longest backoff, and the most of a Retry-After we honour
@@ -207,7 +212,9 @@ class GenerateOutline(RetryingNode):
         if backend.grammar:  # one spare line: the topic echoed back or a repeat is dropped
             extra["extra_body"] = {"grammar": outline_grammar(size.sections + 1)}
         prompt = outline_prompt(call.topic, size.sections, call.options, instruction)
-        reply = await call.model.complete(prompt, max_tokens=size.outline_tokens, **extra)
+        call.report.check_budget()
+        reply = await call.model.complete(prompt, max_tokens=size.outline_tokens,
+                                          on_usage=call.report.usage, **extra)  # fmt: skip
         return parse_outline(reply.text, size.sections, topic=call.topic,
                              minimum=size.min_sections, cut_short=reply.cut_short,
                              small_model=size.small)  # fmt: skip
@@ -262,12 +269,14 @@ class WriteSections(AsyncParallelBatchNode, RetryingNode):
     async def exec_async(self, item: dict) -> tuple[int, str]:
         call: Call = item["call"]
         async with item["limit"]:
+            call.report.check_budget()  # others may have spent it while this one waited
             text = ""
             await call.report.section(item["index"], text, done=False)
             size = call.size
             prompt = section_prompt(call.topic, item["titles"], item["title"], small=size.small,
                                     options=call.options)  # fmt: skip
             async for piece in call.model.stream(prompt, max_tokens=size.section_tokens,
+                                                 on_usage=call.report.usage,
                                                  **prose_options(size)):  # fmt: skip
                 text += piece
                 await call.report.section(item["index"], text, done=False)
@@ -292,10 +301,12 @@ class RewriteSection(RetryingNode):
     async def exec_async(self, item: dict) -> str:
         call: Call = item["call"]
         size, index, text = call.size, item["index"], ""
+        call.report.check_budget()
         await call.report.rewrite(index, text, done=False)
         prompt = rewrite_prompt(call.topic, item["titles"], item["old"], item["instruction"],
                                 call.options, small=size.small)  # fmt: skip
         async for piece in call.model.stream(prompt, max_tokens=size.section_tokens,
+                                             on_usage=call.report.usage,
                                              **prose_options(size)):  # fmt: skip
             text += piece
             await call.report.rewrite(index, text, done=False)
@@ -315,12 +326,14 @@ class ApplyStyle(RetryingNode):
     async def exec_async(self, prep_res: tuple[Call, list[dict]]) -> str:
         call, sections = prep_res
         size, report = call.size, call.report
+        report.check_budget()
         await report.article("", done=False)
         if size.small:
             return await self._style_each_section(call, sections, size)
         text = ""
         prompt = style_prompt(draft_markdown(call.topic, sections), call.options)
-        async for piece in call.model.stream(prompt, max_tokens=size.style_tokens):
+        async for piece in call.model.stream(prompt, max_tokens=size.style_tokens,
+                                             on_usage=call.report.usage):  # fmt: skip
             text += piece
             await report.article(text, done=False)
         return strip_chatter(text)
@@ -332,7 +345,9 @@ class ApplyStyle(RetryingNode):
         for section in sections:
             heading, text = f"## {section['title']}", ""
             prompt = restyle_section_prompt(section["text"], call.options)
+            call.report.check_budget()
             async for piece in call.model.stream(prompt, max_tokens=size.style_tokens,
+                                                 on_usage=call.report.usage,
                                                  **prose_options(size)):  # fmt: skip
                 text += piece
                 await call.report.article("\n\n".join([*done, heading, text]), done=False)

@@ -42,6 +42,17 @@ class TooManyJobs(Exception):
     """A client already has as many jobs waiting as it may."""
 
 
+class OverBudget(LLMError):
+    """A job that has used up DRAFTLINE_MAX_TOKENS_PER_JOB. Not transient: never retried, and
+    the runner fails the job with this message."""
+
+    def __init__(self, used: int, budget: int):
+        how = "more than" if used > budget else "all that"
+        super().__init__(f"This article used {used:,} tokens, {how} DRAFTLINE_MAX_TOKENS_PER_JOB "
+                         f"({budget:,}) allows. What was written is kept.",
+                         transient=False)  # fmt: skip
+
+
 class JobEnded(Exception):
     """Raised into what is left of a flow after its job ended: a section still being written
     when another one failed stops at its next report, and publishes nothing after `done`."""
@@ -51,9 +62,10 @@ class JobReporter:
     """The one writer of a job's state: the flow changes its job only through these methods,
     each of which updates the job and publishes the change (facts, not HTML) to its viewers."""
 
-    def __init__(self, store: JobStore, job: Job):
+    def __init__(self, store: JobStore, job: Job, budget: int | None = None):
         self.store = store
         self.job = job
+        self.budget = budget  # tokens the job may use in all (DRAFTLINE_MAX_TOKENS_PER_JOB)
         self.ended = False
         self._last_sent: dict[str, float] = {}
 
@@ -93,6 +105,26 @@ class JobReporter:
                        instruction=(self.job.redo or {}).get("instruction", ""))  # fmt: skip
         await self.publish(f"section:{index}")
         await self.publish("job")
+
+    async def usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """The tokens one LLM call used, as its server reported them, added to the job's; past
+        the job's budget, OverBudget ends the job (what it wrote is kept)."""
+        used = self.job.usage
+        used["prompt_tokens"] = used.get("prompt_tokens", 0) + prompt_tokens
+        used["completion_tokens"] = used.get("completion_tokens", 0) + completion_tokens
+        if self.budget is not None and self.tokens_used > self.budget:
+            raise OverBudget(self.tokens_used, self.budget)  # the runner publishes the usage
+        await self._publish_streaming("job", done=False)  # a section's end publishes it anyway
+
+    def check_budget(self) -> None:
+        """Before an LLM call: refuse to start one once the job has used its whole budget, so a
+        resumed job that is over it fails at once, paying for nothing more."""
+        if self.budget is not None and self.tokens_used >= self.budget:
+            raise OverBudget(self.tokens_used, self.budget)
+
+    @property
+    def tokens_used(self) -> int:
+        return sum(self.job.tokens.values())
 
     async def article(self, text: str, done: bool) -> None:
         self.job.article = text
@@ -147,9 +179,12 @@ class JobRunner:
             stop(job, "interrupted")
             job.queue_position = None
             try:
-                await JobReporter(self.store, job).publish("done")
+                await self._reporter(job).publish("done")
             except StorageError:
                 log.error("could not mark job %s interrupted: the store cannot save", job.id)
+
+    def _reporter(self, job: Job) -> JobReporter:
+        return JobReporter(self.store, job, budget=self.settings.max_tokens_per_job)
 
     # Actions
 
@@ -181,7 +216,7 @@ class JobRunner:
         task = self.tasks.get(job.id)
         if task is None:  # not running here (its end was never saved): never leave it stuck
             job.status = "cancelled"
-            await JobReporter(self.store, job).publish("done")
+            await self._reporter(job).publish("done")
             return job
         task.cancel()
         await asyncio.wait([task])
@@ -212,7 +247,7 @@ class JobRunner:
         job.outline = list(titles)
         job.sections = [{"title": title, "text": "", "done": False} for title in titles]
         job.error = None
-        await JobReporter(self.store, job).publish("done")  # a fresh snapshot for every viewer
+        await self._reporter(job).publish("done")  # a fresh snapshot for every viewer
         return job
 
     async def rewrite_outline(self, job: Job, instruction: str, client: str) -> Job:
@@ -246,7 +281,7 @@ class JobRunner:
         if before in versions:
             await self._set_article(job, versions[before].article, f"restored v{before}")
         else:
-            await JobReporter(self.store, job).publish("done")
+            await self._reporter(job).publish("done")
         return job
 
     async def edit_article(self, job: Job, article: str) -> Job:
@@ -263,7 +298,7 @@ class JobRunner:
     async def _set_article(self, job: Job, article: str, kind: str) -> Job:
         job.article, job.error = article, None
         await self.store.add_version(job.id, kind, article)
-        await JobReporter(self.store, job).publish("done")  # a fresh snapshot for every viewer
+        await self._reporter(job).publish("done")  # a fresh snapshot for every viewer
         return job
 
     async def _latest_version(self, job: Job) -> int | None:
@@ -307,7 +342,7 @@ class JobRunner:
         task.add_done_callback(lambda _: self.tasks.pop(job.id, None))
 
     async def _run(self, job: Job) -> None:
-        reporter = JobReporter(self.store, job)
+        reporter = self._reporter(job)
         try:
             await self._wait_for_slot(job)
             try:
@@ -368,7 +403,7 @@ class JobRunner:
             if waiting.queue_position != position:
                 waiting.queue_position = position
                 with contextlib.suppress(StorageError):  # a place in line: viewers still see it
-                    await JobReporter(self.store, waiting).publish("job")
+                    await self._reporter(waiting).publish("job")
 
     async def _flow(self, job: Job, reporter: JobReporter) -> str | None:
         """Run the job's flow; returns its last action ("review" when it stopped for review)."""

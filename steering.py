@@ -18,7 +18,7 @@ from .brief import (
     MAX_TITLES, BriefError, clean_article, clean_instruction, clean_titles,
 )  # fmt: skip
 from .jobs import Job
-from .web import back_to_job, get_job, last, read_form, read_json, render
+from .web import back_to_job, get_job, job_json, last, read_form, read_json, render
 
 # An edited article is one field, which may be long: a form urlencodes it to up to three times
 # its size.
@@ -159,19 +159,19 @@ async def restore_version(request: Request) -> Response:
 async def api_set_outline(request: Request) -> Response:
     job = await get_job(request)
     titles = clean_titles((await read_json(request)).get("titles"))
-    return JSONResponse((await runner(request).set_outline(job, titles)).to_api())
+    return JSONResponse(job_json(request, await runner(request).set_outline(job, titles)))
 
 
 async def api_replan_outline(request: Request) -> Response:
     job = await get_job(request)
     instruction = clean_instruction((await read_json(request)).get("instruction"))
     job = await runner(request).rewrite_outline(job, instruction, client(request))
-    return JSONResponse(job.to_api(), status_code=202)
+    return JSONResponse(job_json(request, job), status_code=202)
 
 
 async def api_write(request: Request) -> Response:
     job = await runner(request).write(await get_job(request), client(request))
-    return JSONResponse(job.to_api(), status_code=202)
+    return JSONResponse(job_json(request, job), status_code=202)
 
 
 async def api_rewrite_section(request: Request) -> Response:
@@ -179,19 +179,19 @@ async def api_rewrite_section(request: Request) -> Response:
     index = section_index(request, job)
     instruction = clean_instruction((await read_json(request)).get("instruction"))
     job = await runner(request).rewrite_section(job, index, instruction, client(request))
-    return JSONResponse(job.to_api(), status_code=202)
+    return JSONResponse(job_json(request, job), status_code=202)
 
 
 async def api_restore_section(request: Request) -> Response:
     job = await get_job(request)
     job = await runner(request).restore_section(job, section_index(request, job))
-    return JSONResponse(job.to_api())
+    return JSONResponse(job_json(request, job))
 
 
 async def api_save_article(request: Request) -> Response:
     job = await get_job(request)
     article = clean_article((await read_json(request, ARTICLE_BODY_BYTES)).get("article"))
-    return JSONResponse((await runner(request).edit_article(job, article)).to_api())
+    return JSONResponse(job_json(request, await runner(request).edit_article(job, article)))
 
 
 async def api_versions(request: Request) -> Response:
@@ -203,7 +203,7 @@ async def api_versions(request: Request) -> Response:
 async def api_restore_version(request: Request) -> Response:
     job = await get_job(request)
     job = await runner(request).restore_version(job, version_number(request))
-    return JSONResponse(job.to_api())
+    return JSONResponse(job_json(request, job))
 
 
 routes = [

@@ -17,7 +17,7 @@ from sse_starlette import ServerSentEvent
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import views
-from .jobs import Event, Job
+from .jobs import Event, Job, Prices
 from .store import JobStore
 
 
@@ -30,8 +30,8 @@ def parse_last_event_id(raw: str | None, job: Job) -> int | None:
     return seq if 0 <= seq <= job.last_seq else None
 
 
-def done_event(job: Job) -> dict:
-    return {"id": str(job.last_seq), "event": "done", "data": views.snapshot(job)}
+def done_event(job: Job, prices: Prices | None = None) -> dict:
+    return {"id": str(job.last_seq), "event": "done", "data": views.snapshot(job, prices)}
 
 
 async def job_events(
@@ -40,14 +40,16 @@ async def job_events(
     last_event_id: int | None,
     shutdown: anyio.Event | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    prices: Prices | None = None,
 ) -> AsyncIterator[dict]:
-    """Events for one viewer. When the server shuts down, `on_shutdown` stops the jobs, so
-    their final `done` events still reach the viewers before the streams close."""
+    """Events for one viewer, drawn with the job's cost at `prices`. When the server shuts down,
+    `on_shutdown` stops the jobs, so their final `done` events still reach the viewers before
+    the streams close."""
     watcher = None
     if shutdown is not None and on_shutdown is not None:
         watcher = asyncio.create_task(_call_when_set(shutdown, on_shutdown))
     try:
-        async for event in _events(store, job, last_event_id):
+        async for event in _events(store, job, last_event_id, prices):
             yield event
     finally:
         if watcher is not None:
@@ -59,12 +61,13 @@ async def _call_when_set(event: anyio.Event, callback: Callable[[], Awaitable[No
     await callback()
 
 
-async def _events(store: JobStore, job: Job, last_event_id: int | None) -> AsyncIterator:
+async def _events(store: JobStore, job: Job, last_event_id: int | None,
+                  prices: Prices | None) -> AsyncIterator:  # fmt: skip
     if last_event_id is None:
         if job.is_final:
-            yield done_event(job)
+            yield done_event(job, prices)
             return
-        yield {"id": str(job.last_seq), "event": "update", "data": views.snapshot(job)}
+        yield {"id": str(job.last_seq), "event": "update", "data": views.snapshot(job, prices)}
         cursor = job.last_seq
     else:
         cursor = last_event_id
@@ -73,7 +76,7 @@ async def _events(store: JobStore, job: Job, last_event_id: int | None) -> Async
         if events:
             cursor = events[-1].seq
             # One write for everything pending; each event is encoded once for all its viewers.
-            yield b"".join(_encoded(e) for e in events)
+            yield b"".join(_encoded(e, prices) for e in events)
             if events[-1].name == "done":
                 return
             continue
@@ -83,15 +86,16 @@ async def _events(store: JobStore, job: Job, last_event_id: int | None) -> Async
                 yield {"id": str(cursor), "event": "done", "data": views.deleted_notice()}
                 return
             if current.is_final:  # it ended before this viewer's cursor could see it
-                yield done_event(current)
+                yield done_event(current, prices)
                 return
         await store.wait_for_events(job.id, cursor)
 
 
 @functools.lru_cache(maxsize=4096)
-def _encoded(event: Event) -> bytes:
+def _encoded(event: Event, prices: Prices | None) -> bytes:
     """The event as drawn and sent: rendered once, however many viewers it goes to."""
-    return ServerSentEvent(data=views.render_event(event), event=event.name, id=str(event.seq),
+    return ServerSentEvent(data=views.render_event(event, prices), event=event.name,
+                           id=str(event.seq),
                            comment=f"t={event.published_at:.6f}").encode()  # fmt: skip
 
 

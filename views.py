@@ -9,6 +9,7 @@ through `markdown()`.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from .diffs import word_diff
-from .jobs import Event, Job
+from .jobs import Event, Job, Prices
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -64,6 +65,15 @@ def age(timestamp: float) -> str:
     return "just now"
 
 
+def money(value: float) -> str:
+    """An estimated cost for people: three significant digits and at least two decimals, no
+    trailing zeros beyond them (1,234.50, 0.50, 0.0123, 0.00046)."""
+    if value >= 1 or value <= 0:
+        return f"{max(value, 0.0):,.2f}"
+    whole, _, fraction = f"{value:.{max(2, 2 - math.floor(math.log10(value)))}f}".partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
 def create_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -74,6 +84,8 @@ def create_environment() -> Environment:
     env.filters["markdown"] = markdown
     env.filters["age"] = age
     env.filters["word_diff"] = word_diff
+    env.filters["thousands"] = "{:,}".format  # 12345 -> 12,345
+    env.filters["money"] = money
     return env
 
 
@@ -83,13 +95,13 @@ environment = create_environment()
 # event with the same key always supersedes an earlier one (jobs.py keeps only the latest).
 # A streaming section changes only itself; progress moves when it is done (a "job" event).
 PARTS_BY_KEY = {
-    "job": ("_progress.html", "_status.html", "_steps.html", "_actions.html"),
+    "job": ("_progress.html", "_status.html", "_steps.html", "_usage.html", "_actions.html"),
     "outline": ("_progress.html", "_status.html", "_sections.html"),
     "article": ("_progress.html", "_article.html"),
 }
 SNAPSHOT_PARTS = (
-    "_progress.html", "_status.html", "_steps.html", "_actions.html", "_sections.html",
-    "_article.html",
+    "_progress.html", "_status.html", "_steps.html", "_usage.html", "_actions.html",
+    "_sections.html", "_article.html",
 )  # fmt: skip
 
 
@@ -100,8 +112,9 @@ def render_parts(job: Job, parts: tuple[str, ...], **context: object) -> str:
     )
 
 
-def render_event(event: Event) -> str:
-    """The fragments an event redraws, from the facts it carries (jobs.Job.event_data)."""
+def render_event(event: Event, prices: Prices | None = None) -> str:
+    """The fragments an event redraws, from the facts it carries (jobs.Job.event_data), with a
+    job's cost at `prices` (the app's settings)."""
     facts = json.loads(event.data)
     if event.key.startswith("section:"):
         return environment.get_template("_section.html").render(
@@ -109,8 +122,8 @@ def render_event(event: Event) -> str:
         )
     job = Job.from_record(facts)
     if event.key == "done":
-        return snapshot(job)
-    return render_parts(job, PARTS_BY_KEY[event.key])
+        return snapshot(job, prices)
+    return render_parts(job, PARTS_BY_KEY[event.key], prices=prices)
 
 
 def deleted_notice() -> str:
@@ -118,6 +131,6 @@ def deleted_notice() -> str:
     return environment.get_template("_deleted.html").render(oob=True)
 
 
-def snapshot(job: Job) -> str:
+def snapshot(job: Job, prices: Prices | None = None) -> str:
     """Everything on the job page that can change, as one event's data."""
-    return render_parts(job, SNAPSHOT_PARTS)
+    return render_parts(job, SNAPSHOT_PARTS, prices=prices)

@@ -27,6 +27,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
     context.setdefault("backend", request.app.state.llm.backend)
     context.setdefault("signed_in", getattr(request.state, "signed_in", False))
+    context.setdefault("prices", request.app.state.prices)  # a job's cost, where it shows
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -35,6 +36,11 @@ async def get_job(request: Request) -> Job:
     if job is None:
         raise HTTPException(404, "There is no article with that id: it may have been deleted.")
     return job
+
+
+def job_json(request: Request, job: Job) -> dict:
+    """The job as the API shows it, with its cost at the prices Draftline was started with."""
+    return job.to_api(request.app.state.prices)
 
 
 def job_url(job: Job) -> str:

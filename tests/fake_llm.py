@@ -42,6 +42,7 @@ class Call:
     finished: float = 0.0
     fault: str | None = None
     request: dict = field(default_factory=dict)  # the JSON body, as the client sent it
+    usage: tuple[int, int] | None = None  # (prompt_tokens, completion_tokens) it reported
 
 
 @dataclass
@@ -57,6 +58,7 @@ class FakeLLM:
     outline_reply: str | None = None  # reply to outline calls verbatim (e.g. garbage)
     error_status: int | None = None  # answer calls of `error_kinds` with this status
     error_kinds: tuple[str, ...] = ("outline", "section", "style")
+    reports_usage: bool = True  # False: ignore stream_options, as llama.cpp's server does
     seed: int = 1234
     calls: list[Call] = field(default_factory=list)
     port: int = 0
@@ -73,7 +75,8 @@ class FakeLLM:
     def reset(self) -> None:
         fresh = FakeLLM(port=self.port)
         for name in ("token_delay", "sections", "section_words", "fail_rate", "faults",
-                     "hostile", "outline_reply", "error_status", "error_kinds"):  # fmt: skip
+                     "hostile", "outline_reply", "error_status", "error_kinds",
+                     "reports_usage"):  # fmt: skip
             setattr(self, name, getattr(fresh, name))
         self._random = random.Random(self.seed)
         self.calls.clear()
@@ -147,14 +150,19 @@ class FakeLLM:
         finish = "stop"
         if body.get("max_tokens") and len(tokens) > body["max_tokens"]:  # as a real server stops
             tokens, finish = tokens[: body["max_tokens"]], "length"
+        # Deterministic counts: a word of the messages is a prompt token, a piece sent is one out.
+        usage = (sum(len(m["content"].split()) for m in messages), len(tokens))
         if not body.get("stream"):
             await asyncio.sleep(self.token_delay * len(tokens))
-            call.finished = time.monotonic()
-            return JSONResponse(_completion("".join(tokens), finish))
-        return StreamingResponse(self._stream(tokens, call, drop=fault == "drop", finish=finish),
-                                 media_type="text/event-stream")  # fmt: skip
+            call.finished, call.usage = time.monotonic(), usage
+            return JSONResponse(_completion("".join(tokens), finish, usage))
+        wanted = self.reports_usage and (body.get("stream_options") or {}).get("include_usage")
+        pieces = self._stream(tokens, call, drop=fault == "drop", finish=finish,
+                              usage=usage if wanted else None)  # fmt: skip
+        return StreamingResponse(pieces, media_type="text/event-stream")
 
-    async def _stream(self, tokens: list[str], call: Call, drop: bool, finish: str = "stop"):
+    async def _stream(self, tokens: list[str], call: Call, drop: bool, finish: str = "stop",
+                      usage: tuple[int, int] | None = None):  # fmt: skip
         for index, token in enumerate(tokens):
             if drop and index == len(tokens) // 2:
                 raise ConnectionResetError("injected: stream dropped")
@@ -162,6 +170,9 @@ class FakeLLM:
                 await asyncio.sleep(self.token_delay)
             yield f"data: {json.dumps(_chunk({'content': token}))}\n\n"
         yield f"data: {json.dumps(_chunk({}, finish=finish))}\n\n"
+        if usage is not None:  # as OpenAI sends it: one more chunk, with usage and no choices
+            call.usage = usage
+            yield f"data: {json.dumps({**_chunk({}), 'choices': [], 'usage': _usage(usage)})}\n\n"
         yield "data: [DONE]\n\n"
         call.finished = time.monotonic()
 
@@ -197,11 +208,17 @@ def _chunk(delta: dict, finish: str | None = None) -> dict:
             "model": "fake", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
 
 
-def _completion(text: str, finish: str = "stop") -> dict:
+def _completion(text: str, finish: str, usage: tuple[int, int]) -> dict:
     return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
             "model": "fake", "choices": [{"index": 0, "finish_reason": finish,
             "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}  # fmt: skip
+            "usage": _usage(usage)}  # fmt: skip
+
+
+def _usage(usage: tuple[int, int]) -> dict:
+    prompt, completion = usage
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-PARTS = ("progress", "status", "steps", "actions", "article", "sections")
+PARTS = ("progress", "status", "steps", "usage", "actions", "article", "sections")
 _OOB = re.compile(r'\s+hx-swap-oob="[^"]*"')
 
 

@@ -44,13 +44,16 @@ class Recorder(JobReporter):
 
 
 async def shared_for(model, topic: str = "Tides", reporter: type[Recorder] = Recorder,
-                     **facts) -> dict:  # fmt: skip
+                     budget: int | None = None, **facts) -> dict:  # fmt: skip
     """A flow's shared store for a new job about `topic` (with `facts` already known, as when a
-    job resumes): the job, the reporter through which the flow changes it, and `model` (an
-    llm.LLM, or a stand-in with its backend, complete() and stream())."""
+    job resumes): the job, the reporter through which the flow changes it (with a token
+    `budget`, as DRAFTLINE_MAX_TOKENS_PER_JOB gives), and `model` (an llm.LLM, or a stand-in
+    with its backend, complete() and stream())."""
     store = SQLiteJobStore(":memory:")
     job = await store.create(topic)
     for name, value in facts.items():
         setattr(job, name, value)
     await store.save(job)
-    return {"job": job, "report": reporter(store, job), "llm": model}
+    report = reporter(store, job)
+    report.budget = budget  # as the runner sets it from DRAFTLINE_MAX_TOKENS_PER_JOB
+    return {"job": job, "report": report, "llm": model}

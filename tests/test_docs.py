@@ -15,7 +15,7 @@ VARIABLES = variables()  # read from config.Settings, where each default is writ
 
 def as_written(default: object) -> str | None:
     """A default as README writes it: `60` for 60.0; None for an empty one, "(unset)"."""
-    if default in ("", ()):
+    if default is None or default in ("", ()):
         return None
     return f"{default:g}" if isinstance(default, float) else str(default)
 

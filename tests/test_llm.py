@@ -61,6 +61,56 @@ async def test_an_unavailable_backend_fails_every_call_at_once():
     assert failure.value.transient is False
 
 
+async def test_each_call_hands_on_the_tokens_the_server_reports_streams_included(llm):
+    chat, counted = LLM(Settings(openai_base_url=llm.base_url, model="fake")), []
+
+    async def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
+        counted.append((prompt_tokens, completion_tokens))
+
+    try:
+        reply = await chat.complete(SAY_HI, max_tokens=50, on_usage=on_usage)
+        pieces = [p async for p in chat.stream(SAY_HI, max_tokens=3, on_usage=on_usage)]
+    finally:
+        await chat.aclose()
+    assert [call.request["stream_options"] for call in llm.calls] == [{"include_usage": True}] * 2
+    assert counted == [call.usage for call in llm.calls] == [(2, 3), (2, 3)]  # one each
+    assert reply.text == "Friendly: Say hi." and len(pieces) == 3  # usage is not text
+    assert "on_usage" not in llm.calls[0].request  # ours, never the provider's
+
+
+async def test_a_server_that_reports_no_usage_counts_nothing(llm):
+    llm.reports_usage = False
+    chat, counted = LLM(Settings(openai_base_url=llm.base_url, model="fake")), []
+
+    async def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
+        counted.append((prompt_tokens, completion_tokens))
+
+    try:
+        pieces = [p async for p in chat.stream(SAY_HI, max_tokens=50, on_usage=on_usage)]
+    finally:
+        await chat.aclose()
+    assert "".join(pieces) == "Friendly: Say hi." and counted == []
+
+
+async def test_an_error_from_on_usage_reaches_the_caller_as_it_was(llm):
+    chat = LLM(Settings(openai_base_url=llm.base_url, model="fake"))
+
+    async def refuse(prompt_tokens: int, completion_tokens: int) -> None:
+        raise LLMError("over budget", transient=False)
+
+    try:
+        with pytest.raises(LLMError, match="over budget"):
+            [p async for p in chat.stream(SAY_HI, max_tokens=50, on_usage=refuse)]
+        with pytest.raises(TimeoutError):  # not turned into "the model did not answer"
+            await chat.complete(SAY_HI, max_tokens=50, on_usage=_time_out)
+    finally:
+        await chat.aclose()
+
+
+async def _time_out(prompt_tokens: int, completion_tokens: int) -> None:
+    raise TimeoutError("the job's deadline")
+
+
 def imports(path: Path) -> set[str]:
     """The modules `path` imports: `openai`, `.config`, and `.llm` for `from . import llm`."""
     found = set()

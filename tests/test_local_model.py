@@ -385,11 +385,11 @@ class StubLLM:
         self.outline_calls: list[dict] = []
         self.stream_calls: list[dict] = []
 
-    async def complete(self, messages, max_tokens, **extra):
+    async def complete(self, messages, max_tokens, on_usage=None, **extra):
         self.outline_calls.append({"max_tokens": max_tokens, **extra})
         return llm.Reply(self.outline)
 
-    async def stream(self, messages, max_tokens, **extra):
+    async def stream(self, messages, max_tokens, on_usage=None, **extra):
         self.stream_calls.append(extra)
         editing = "editor" in messages[0]["content"]
         draft = messages[-1]["content"].split("\n\n", 1)[-1]
