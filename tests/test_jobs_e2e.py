@@ -165,8 +165,10 @@ def test_hostile_llm_output_arrives_inert(client, llm):
     job = create(client)
     events = read_events(client, job["id"])
     page = client.get(f"/jobs/{job['id']}").text
-    # Our own page has exactly two scripts, the vendored htmx files; LLM text adds none.
-    assert active_markup(page) == ["script", "script"]
+    # Our own page has two scripts, the vendored htmx files, and one htmx form of ours per
+    # section ("Write this section again"); LLM text adds nothing.
+    sections = len(client.get(f"/api/jobs/{job['id']}").json()["sections"])
+    assert active_markup(page) == ["script", "script"] + ["form[hx-post]"] * sections
     for event in events:
         assert active_markup(event.data) == [], event.data
     assert "&lt;script&gt;alert" in page  # shown as text, not run
