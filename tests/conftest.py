@@ -1,16 +1,21 @@
-"""Fixtures: a running fake LLM, the real app under uvicorn, an isolated data directory, a real
-redis-server."""
+"""Fixtures: a running fake LLM, an isolated data directory, a real redis-server, and the real
+app, either in this process (`asgi`, `start_asgi`: for everything but live event streams,
+signals and the wire) or under uvicorn in its own process (`client`, `app_server`,
+`start_app`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from draftline.config import variables
+from tests import in_process
 from tests.app_server import AppServer
 from tests.fake_llm import FakeLLM
 from tests.redis_server import RedisServer, require_redis_server
@@ -84,3 +89,22 @@ def app_server(start_app, llm: FakeLLM) -> AppServer:
 def client(app_server: AppServer) -> Iterator[httpx.Client]:
     with app_server.client() as http:
         yield http
+
+
+@pytest.fixture
+def start_asgi(tmp_path: Path, fake_llm: FakeLLM):
+    """Build the app in this process with these settings (`Settings` field names) beside the
+    test ones; returns a client of it, its lifespan running until the test ends."""
+    with contextlib.ExitStack() as apps:
+
+        def start(**settings) -> TestClient:
+            built = in_process.settings_for(tmp_path, fake_llm.base_url, **settings)
+            return apps.enter_context(in_process.serve(built))
+
+        yield start
+
+
+@pytest.fixture
+def asgi(start_asgi, llm: FakeLLM) -> TestClient:
+    """A client of the app built in this process, as `client` is of the app under uvicorn."""
+    return start_asgi()

@@ -1,4 +1,7 @@
-"""End to end: the real app under uvicorn, the real openai client, a fake LLM on the wire."""
+"""End to end: the real app, the real openai client, a fake LLM on the wire.
+
+What a viewer's event stream carries is read from the app under uvicorn (`client`); pages, the
+JSON API and what jobs end with are tested with the app in-process (`asgi`)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import re
 
 from draftline.pocketflow_nodes import OUTLINE_MAX_TOKENS
 from tests.html_checks import active_markup
-from tests.jobs_api import api, create
+from tests.jobs_api import api, create, finished
 from tests.sse import read_events, wait_for
 
 
@@ -38,36 +41,36 @@ def test_happy_path_streams_outline_sections_and_article_then_done(client, llm):
     assert final["error"] is None
 
 
-def test_sections_are_written_concurrently(client, llm):
+def test_sections_are_written_concurrently(asgi, llm):
     llm.token_delay, llm.sections = 0.005, 4
-    job = create(client)
-    read_events(client, job["id"])
+    job = create(asgi)
+    finished(asgi, job["id"])
     sections = llm.calls_of("section")
     assert len(sections) == 4
     first_finish = min(c.finished for c in sections)
     assert all(c.started < first_finish for c in sections), "sections ran one after another"
 
 
-def test_refresh_mid_job_shows_sections_already_written(client, llm):
+def test_refresh_mid_job_shows_sections_already_written(asgi, llm):
     llm.token_delay, llm.sections, llm.section_words = 0.01, 2, 20
-    job = create(client)
+    job = create(asgi)
     api = f"/api/jobs/{job['id']}"
 
     def first_section_done():
-        current = client.get(api).json()
+        current = asgi.get(api).json()
         return current if current["status"] == "running" and current["step"] == "style" else None
 
     mid = wait_for(first_section_done)
-    page = client.get(f"/jobs/{job['id']}")
+    page = asgi.get(f"/jobs/{job['id']}")
     assert page.status_code == 200
     assert mid["sections"][0]["text"][:40] in page.text
     assert 'sse-connect="/jobs/' in page.text and "<noscript>" in page.text
     assert re.search(r'<progress max="100" value="(6[6-9]|[7-9]\d)"', page.text)
 
-    assert read_events(client, job["id"])[-1].name == "done"
-    finished = client.get(f"/jobs/{job['id']}")
-    assert "sse-connect" not in finished.text and "<noscript>" not in finished.text
-    assert "Download .md" in finished.text
+    assert finished(asgi, job["id"])["status"] == "done"
+    final = asgi.get(f"/jobs/{job['id']}")
+    assert "sse-connect" not in final.text and "<noscript>" not in final.text
+    assert "Download .md" in final.text
 
 
 def test_reconnect_with_last_event_id_replays_only_what_was_missed(client, llm):
@@ -88,8 +91,8 @@ def test_stream_of_a_finished_job_is_one_done_event(client, llm):
     assert "Friendly:" in again[0].data
 
 
-def test_json_api_returns_the_documented_fields(client, llm):
-    job = create(client, "  Why the   sky is blue  ")
+def test_json_api_returns_the_documented_fields(asgi, llm):
+    job = create(asgi, "  Why the   sky is blue  ")
     assert job["topic"] == "Why the sky is blue"
     assert job["status"] in ("queued", "running")
     assert set(job) == {"id", "topic", "status", "progress", "step", "outline", "sections",
@@ -97,65 +100,65 @@ def test_json_api_returns_the_documented_fields(client, llm):
                         "updated_at"}  # fmt: skip
     assert job["options"] == {"length": "medium", "tone": "warm", "audience": "", "language": "",
                               "review_outline": False}  # fmt: skip
-    read_events(client, job["id"])
-    assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "done"
+    finished(asgi, job["id"])
+    assert asgi.get(f"/api/jobs/{job['id']}").json()["status"] == "done"
 
 
-def test_plain_form_post_redirects_and_the_page_refreshes_itself(client, llm):
-    response = client.post("/jobs", data={"topic": "Bicycles"})
+def test_plain_form_post_redirects_and_the_page_refreshes_itself(asgi, llm):
+    response = asgi.post("/jobs", data={"topic": "Bicycles"})
     assert response.status_code == 303
     location = response.headers["location"]
     assert re.fullmatch(r"/jobs/[\w-]+", location)  # a path: never built from the Host header
-    page = client.get(location)
+    page = asgi.get(location)
     assert '<meta http-equiv="refresh"' in page.text  # inside <noscript>, for browsers without JS
     assert "Bicycles" in page.text
 
 
-def test_suggested_topic_button_starts_a_job_in_one_click(client, llm):
-    home = client.get("/")
+def test_suggested_topic_button_starts_a_job_in_one_click(asgi, llm):
+    home = asgi.get("/")
     suggestion = re.search(r'name="topic" value="([^"]+)" formnovalidate', home.text).group(1)
-    response = client.post("/jobs", data={"topic": ["", suggestion]})  # empty field + button
+    response = asgi.post("/jobs", data={"topic": ["", suggestion]})  # empty field + button
     assert response.status_code == 303
     job_id = response.headers["location"].rsplit("/", 1)[1]
-    assert client.get(f"/api/jobs/{job_id}").json()["topic"] == suggestion
+    assert asgi.get(f"/api/jobs/{job_id}").json()["topic"] == suggestion
 
 
-def test_htmx_post_gets_the_job_fragment_and_a_pushed_url(client, llm):
-    response = client.post("/jobs", data={"topic": "Tide pools"}, headers={"HX-Request": "true"})
+def test_htmx_post_gets_the_job_fragment_and_a_pushed_url(asgi, llm):
+    response = asgi.post("/jobs", data={"topic": "Tide pools"}, headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert response.headers["HX-Push-Url"].startswith("/jobs/")
     assert "<html" not in response.text and 'sse-connect="/jobs/' in response.text
 
 
-def test_job_page_varies_on_hx_request(client, llm):
-    job = create(client)
-    full = client.get(f"/jobs/{job['id']}")
-    fragment = client.get(f"/jobs/{job['id']}", headers={"HX-Request": "true"})
+def test_job_page_varies_on_hx_request(asgi, llm):
+    job = create(asgi)
+    full = asgi.get(f"/jobs/{job['id']}")
+    fragment = asgi.get(f"/jobs/{job['id']}", headers={"HX-Request": "true"})
     assert "HX-Request" in [v.strip() for v in full.headers["vary"].split(",")] and "<html" in full.text
     assert "<html" not in fragment.text and 'id="progress"' in fragment.text
 
 
-def test_markdown_download_is_the_finished_article(client, llm):
-    job = create(client, "Tide pools")
-    assert client.get(f"/jobs/{job['id']}/article.md").status_code in (409, 200)
-    read_events(client, job["id"])
-    download = client.get(f"/jobs/{job['id']}/article.md")
+def test_markdown_download_is_the_finished_article(asgi, llm):
+    job = create(asgi, "Tide pools")
+    assert asgi.get(f"/jobs/{job['id']}/article.md").status_code in (409, 200)
+    finished(asgi, job["id"])
+    download = asgi.get(f"/jobs/{job['id']}/article.md")
     assert download.status_code == 200
     assert download.headers["content-type"].startswith("text/markdown")
     assert download.headers["content-disposition"] == 'attachment; filename="tide-pools.md"'
-    assert download.text.strip() == client.get(f"/api/jobs/{job['id']}").json()["article"]
+    assert download.text.strip() == asgi.get(f"/api/jobs/{job['id']}").json()["article"]
 
 
-def test_home_lists_recent_jobs_with_status(client, llm):
-    job = create(client, "Lighthouses")
-    read_events(client, job["id"])
-    home = client.get("/")
+def test_home_lists_recent_jobs_with_status(asgi, llm):
+    job = create(asgi, "Lighthouses")
+    finished(asgi, job["id"])
+    home = asgi.get("/")
     assert f'href="/jobs/{job["id"]}">Lighthouses</a>' in home.text
     assert "badge-done" in home.text
 
 
-def test_healthz_says_which_model_answers(client):
-    health = client.get("/healthz")
+def test_healthz_says_which_model_answers(asgi):
+    health = asgi.get("/healthz")
     assert health.status_code == 200
     assert health.json()["model"] == "fake" and health.json()["llm_configured"] is True
 
@@ -188,39 +191,38 @@ def test_a_broken_llm_fails_the_job_with_a_readable_reason(client, llm):
     assert "check OPENAI_API_KEY" in client.get(f"/jobs/{job['id']}").text
 
 
-def test_an_outline_that_never_parses_is_retried_then_fails(client, llm):
+def test_an_outline_that_never_parses_is_retried_then_fails(asgi, llm):
     llm.outline_reply = "I am sorry, I cannot help with outlines today."
-    job = create(client)
-    read_events(client, job["id"])
-    final = client.get(f"/api/jobs/{job['id']}").json()
+    job = create(asgi)
+    finished(asgi, job["id"])
+    final = asgi.get(f"/api/jobs/{job['id']}").json()
     assert len(llm.calls_of("outline")) == 3  # DRAFTLINE_LLM_RETRIES default
     assert final["status"] == "failed" and "outline" in final["error"]
 
 
-def test_a_good_models_section_titles_are_kept_whole(client, llm):
+def test_a_good_models_section_titles_are_kept_whole(asgi, llm):
     titles = ["What a Fresnel lens is", "Who keeps the light on", "The ships that rely on it"]
     llm.outline_reply = "".join(f"- {title}\n" for title in titles)
-    job = create(client, "How lighthouses work")
-    read_events(client, job["id"])
-    final = api(client, job["id"])
+    job = create(asgi, "How lighthouses work")
+    finished(asgi, job["id"])
+    final = api(asgi, job["id"])
     assert final["outline"] == titles
     assert all(f"## {title}\n" in final["article"] for title in titles)
 
 
-def test_an_outline_cut_short_by_max_tokens_loses_only_its_last_titles_dangling_words(client, llm):
+def test_an_outline_cut_short_by_max_tokens_loses_only_its_last_titles_dangling_words(asgi, llm):
     # The app asks for at most OUTLINE_MAX_TOKENS; the fake stops there, as a real server does.
     items = "- What a Fresnel lens is\n- Who keeps the light on\n- Why ships still need the"
     preamble = OUTLINE_MAX_TOKENS - len(re.findall(r"\S+\s*|\s+", items))
     llm.outline_reply = "Well " * (preamble - 1) + "then:\n" + items + " lamp at night\n"
-    job = create(client, "How lighthouses work")
-    read_events(client, job["id"])
-    assert api(client, job["id"])["outline"] == [
+    job = create(asgi, "How lighthouses work")
+    finished(asgi, job["id"])
+    assert api(asgi, job["id"])["outline"] == [
         "What a Fresnel lens is", "Who keeps the light on", "Why ships still need"]  # fmt: skip
 
 
-def test_app_without_an_llm_starts_and_says_what_to_set(start_app):
-    server = start_app(OPENAI_BASE_URL=None, OPENAI_API_KEY=None, DRAFTLINE_LOCAL_MODEL="off")
-    with server.client() as http:
-        assert http.get("/healthz").json()["llm_configured"] is False
-        home = http.get("/")
-        assert home.status_code == 200 and "OPENAI_API_KEY" in home.text
+def test_app_without_an_llm_starts_and_says_what_to_set(start_asgi):
+    http = start_asgi(openai_base_url="", openai_api_key="", local_model="off")
+    assert http.get("/healthz").json()["llm_configured"] is False
+    home = http.get("/")
+    assert home.status_code == 200 and "OPENAI_API_KEY" in home.text

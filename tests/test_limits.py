@@ -1,5 +1,8 @@
 """Limits that hold: caps on waiting jobs and on starts per minute, on open event streams, and on
-how long a request may take to arrive. Each is per client (address), so another address is fine."""
+how long a request may take to arrive. Each is per client (address), so another address is fine.
+
+The caps on jobs are counted in the app: tested in-process. Open streams and the read deadline
+need real connections: tested against the app under uvicorn."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import pytest
 
 from tests.app_server import ROOT
 from tests.fake_llm import free_port
+from tests.in_process import another_client
 from tests.jobs_api import create
 from tests.sse import read_events, wait_for
 
@@ -25,10 +29,10 @@ def from_another_address(server) -> httpx.Client:
     return server.client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
 
 
-def test_resuming_counts_against_the_cap_of_whoever_resumes(start_app, llm):
+def test_resuming_counts_against_the_cap_of_whoever_resumes(start_asgi, llm):
     llm.token_delay = 0.05
-    server = start_app(DRAFTLINE_MAX_RUNNING_JOBS="1", DRAFTLINE_MAX_WAITING_PER_CLIENT="1")
-    with server.client() as owner, from_another_address(server) as other:
+    owner = start_asgi(max_running_jobs=1, max_waiting_per_client=1)
+    with another_client(owner, "127.0.0.2") as other:
         stopped = create(owner, "Stopped")["id"]
         assert owner.post(f"/api/jobs/{stopped}/cancel").status_code == 200
         running = create(owner, "Running")["id"]  # the owner's one job at a time
@@ -42,10 +46,10 @@ def test_resuming_counts_against_the_cap_of_whoever_resumes(start_app, llm):
         assert owner.post("/api/jobs", json={"topic": "Mine again"}).status_code == 201
 
 
-def test_job_starts_are_rate_limited_per_client_after_a_burst(start_app, llm):
+def test_job_starts_are_rate_limited_per_client_after_a_burst(start_asgi, llm):
     llm.token_delay = 0.05
-    server = start_app(DRAFTLINE_JOBS_PER_MINUTE="3", DRAFTLINE_MAX_WAITING_PER_CLIENT="50")
-    with server.client() as http, from_another_address(server) as other:
+    http = start_asgi(jobs_per_minute=3, max_waiting_per_client=50)
+    with another_client(http, "127.0.0.2") as other:
         burst = [http.post("/api/jobs", json={"topic": f"Burst {i}"}) for i in range(3)]
         assert [r.status_code for r in burst] == [201, 201, 201]  # a burst up to the limit
         refused = http.post("/api/jobs", json={"topic": "One too many"})

@@ -1,4 +1,7 @@
-"""Nothing lost, nothing stuck: reconnects, many viewers, restarts, faults, cancel, limits."""
+"""Nothing lost, nothing stuck: reconnects, many viewers, restarts, faults, cancel, limits.
+
+Streams, restarts and signals need the app under uvicorn (`client`, `start_app`); the rest is
+tested in-process (`asgi`, `start_asgi`), jobs running on the app's own event loop."""
 
 from __future__ import annotations
 
@@ -7,17 +10,18 @@ import signal
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.html_checks import active_markup
-from tests.jobs_api import api, create
+from tests.jobs_api import api, create, finished
 from tests.page_state import PageState
 from tests.sse import iter_events, read_events, wait_for
 
 
-def events_in_store(server, job_id) -> list[str]:
-    with sqlite3.connect(server.data_dir / "draftline.db") as db:
+def events_in_store(database: Path, job_id) -> list[str]:
+    with sqlite3.connect(database) as db:
         return [key for (key,) in db.execute("SELECT key FROM events WHERE job_id = ?", (job_id,))]
 
 
@@ -70,7 +74,7 @@ def test_stored_event_history_is_bounded_per_job(app_server, client, llm):
     llm.token_delay, llm.sections, llm.section_words = 0.005, 5, 80  # hundreds of streamed updates
     job = create(client)
     events = read_events(client, job["id"])
-    keys = events_in_store(app_server, job["id"])
+    keys = events_in_store(app_server.data_dir / "draftline.db", job["id"])
     assert sorted(keys) == sorted(["job", "outline", "article", "done"] + [f"section:{i}" for i in range(5)])
     assert int(events[-1].id) > 3 * len(keys)  # far more events were sent than are kept
 
@@ -169,13 +173,12 @@ def test_sigterm_interrupts_jobs_ends_streams_with_done_and_exits(start_app, llm
 # A flaky or slow LLM
 
 
-def test_thirty_percent_failing_calls_still_finish_nearly_every_job(start_app, llm):
+def test_thirty_percent_failing_calls_still_finish_nearly_every_job(start_asgi, llm):
     llm.fail_rate = 0.3
-    server = start_app(DRAFTLINE_LLM_TIMEOUT="1", DRAFTLINE_LLM_RETRIES="5", DRAFTLINE_MAX_RUNNING_JOBS="10")
-    with server.client() as http:
-        jobs = [create(http, f"Flaky {i}")["id"] for i in range(20)]
-        final = wait_for(lambda: (s := [api(http, j) for j in jobs]) and all(
-            j["status"] in ("done", "failed") for j in s) and s, timeout=120)  # fmt: skip
+    http = start_asgi(llm_timeout=1, llm_retries=5, max_running_jobs=10)
+    jobs = [create(http, f"Flaky {i}")["id"] for i in range(20)]
+    final = wait_for(lambda: (s := [api(http, j) for j in jobs]) and all(
+        j["status"] in ("done", "failed") for j in s) and s, timeout=120)  # fmt: skip
     faults = [c.fault for c in llm.calls if c.fault]
     assert {"500", "429", "drop", "hang"} <= set(faults)  # every kind of fault was met
     done = sum(j["status"] == "done" for j in final)
@@ -215,77 +218,75 @@ def test_a_job_past_its_deadline_fails_instead_of_waiting_forever(start_app, llm
 # Cancel, limits, history
 
 
-def test_cancel_stops_llm_calls_promptly_and_keeps_what_was_written(client, llm):
+def test_cancel_stops_llm_calls_promptly_and_keeps_what_was_written(asgi, llm):
     llm.token_delay = 0.05
-    job = create(client)["id"]
-    wait_for(lambda: any(len(s["text"]) > 30 for s in api(client, job)["sections"]))
+    job = create(asgi)["id"]
+    wait_for(lambda: any(len(s["text"]) > 30 for s in api(asgi, job)["sections"]))
     started = time.monotonic()
-    cancelled = client.post(f"/api/jobs/{job}/cancel")
+    cancelled = asgi.post(f"/api/jobs/{job}/cancel")
     assert time.monotonic() - started < 1
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     calls = len(llm.calls)
     time.sleep(0.3)
     assert len(llm.calls) == calls  # no new calls
     assert all(c.finished == 0.0 for c in llm.calls_of("section"))  # in-flight streams were cut
-    kept = api(client, job)
+    kept = api(asgi, job)
     assert any(len(s["text"]) > 30 for s in kept["sections"])
-    assert "Resume</button>" in client.get(f"/jobs/{job}").text
+    assert "Resume</button>" in asgi.get(f"/jobs/{job}").text
 
 
-def test_jobs_beyond_the_cap_wait_in_line_and_show_their_place(start_app, llm):
+def test_jobs_beyond_the_cap_wait_in_line_and_show_their_place(start_asgi, llm):
     llm.token_delay = 0.01
-    server = start_app(DRAFTLINE_MAX_RUNNING_JOBS="1")
-    with server.client() as http:
-        jobs = [create(http, f"Queue {i}")["id"] for i in range(3)]
-        assert api(http, jobs[2])["status"] == "queued"
-        assert "number 2" in http.get(f"/jobs/{jobs[2]}").text
-        read_events(http, jobs[2])
-        assert [api(http, j)["status"] for j in jobs] == ["done"] * 3
+    http = start_asgi(max_running_jobs=1)
+    jobs = [create(http, f"Queue {i}")["id"] for i in range(3)]
+    assert api(http, jobs[2])["status"] == "queued"
+    assert "number 2" in http.get(f"/jobs/{jobs[2]}").text
+    finished(http, jobs[2])
+    assert [api(http, j)["status"] for j in jobs] == ["done"] * 3
 
 
-def test_a_client_with_too_many_waiting_jobs_gets_429(start_app, llm):
+def test_a_client_with_too_many_waiting_jobs_gets_429(start_asgi, llm):
     llm.token_delay = 0.05
-    server = start_app(DRAFTLINE_MAX_RUNNING_JOBS="1", DRAFTLINE_MAX_WAITING_PER_CLIENT="2")
-    with server.client() as http:
-        create(http, "One"), create(http, "Two")
-        refused = http.post("/api/jobs", json={"topic": "Three"})
-        assert refused.status_code == 429 and "2 articles waiting" in refused.json()["error"]
-        form = http.post("/jobs", data={"topic": "Three"})
-        assert form.status_code == 429 and 'id="topic-error"' in form.text
+    http = start_asgi(max_running_jobs=1, max_waiting_per_client=2)
+    create(http, "One"), create(http, "Two")
+    refused = http.post("/api/jobs", json={"topic": "Three"})
+    assert refused.status_code == 429 and "2 articles waiting" in refused.json()["error"]
+    form = http.post("/jobs", data={"topic": "Three"})
+    assert form.status_code == 429 and 'id="topic-error"' in form.text
 
 
 @pytest.mark.parametrize(
     ("action", "state"), [("cancel", "done"), ("resume", "running"), ("resume", "done")]
 )
-def test_actions_in_the_wrong_state_are_409_with_a_reason(client, llm, action, state):
+def test_actions_in_the_wrong_state_are_409_with_a_reason(asgi, llm, action, state):
     llm.token_delay = 0.05 if state == "running" else 0
-    job = create(client)["id"]
+    job = create(asgi)["id"]
     if state == "done":
-        read_events(client, job)
-    response = client.post(f"/api/jobs/{job}/{action}")
+        finished(asgi, job)
+    response = asgi.post(f"/api/jobs/{job}/{action}")
     assert response.status_code == 409 and response.json()["error"]
-    page = client.post(f"/jobs/{job}/{action}")
+    page = asgi.post(f"/jobs/{job}/{action}")
     assert page.status_code == 409 and response.json()["error"] in page.text
 
 
-def test_history_lists_newest_first_paginates_and_deletes(app_server, client, llm):
-    ids = [create(client, f"History {i:02}")["id"] for i in range(23)]
+def test_history_lists_newest_first_paginates_and_deletes(asgi, llm, tmp_path):
+    ids = [create(asgi, f"History {i:02}")["id"] for i in range(23)]
     for job in ids:
-        read_events(client, job)
-    first = client.get("/jobs").text
+        finished(asgi, job)
+    first = asgi.get("/jobs").text
     assert first.index("History 22") < first.index("History 21")
     assert "Page 1 of 2" in first and "History 02" not in first
-    assert "History 02" in client.get("/jobs?page=2").text
-    assert client.get("/jobs?page=banana").status_code == 200
-    assert client.get("/jobs?page=99999999999999999999999").status_code == 200
-    listing = client.get("/api/jobs?page=99999999999999999999999").json()
+    assert "History 02" in asgi.get("/jobs?page=2").text
+    assert asgi.get("/jobs?page=banana").status_code == 200
+    assert asgi.get("/jobs?page=99999999999999999999999").status_code == 200
+    listing = asgi.get("/api/jobs?page=99999999999999999999999").json()
     assert listing["page"] == listing["pages"] == 2 and len(listing["jobs"]) == 3
 
-    assert client.post(f"/jobs/{ids[0]}/delete").status_code == 303
-    assert client.get(f"/jobs/{ids[0]}").status_code == 404
-    assert events_in_store(app_server, ids[0]) == []
-    assert client.delete(f"/api/jobs/{ids[1]}").status_code == 204
-    assert client.get(f"/api/jobs/{ids[1]}").status_code == 404
+    assert asgi.post(f"/jobs/{ids[0]}/delete").status_code == 303
+    assert asgi.get(f"/jobs/{ids[0]}").status_code == 404
+    assert events_in_store(tmp_path / "draftline.db", ids[0]) == []
+    assert asgi.delete(f"/api/jobs/{ids[1]}").status_code == 204
+    assert asgi.get(f"/api/jobs/{ids[1]}").status_code == 404
 
 
 def test_deleting_a_running_job_ends_its_viewers_streams(app_server, client, llm):
@@ -322,13 +323,17 @@ def test_hostile_topics_are_inert_everywhere_they_are_shown(client, llm):
     assert "&lt;script&gt;alert(1)" in client.get("/jobs").text
 
 
-def test_non_utf8_and_binary_bodies_are_refused_with_a_message(client):
-    assert client.post("/jobs", content=b"topic=%FF%FE", headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 400
-    assert client.post("/jobs", content=b"\xff\xfe\x00", headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 400
-    assert client.post("/api/jobs", content=b"\xff\x00", headers={"content-type": "application/json"}).status_code == 400
-    assert client.post("/api/jobs", content=b"{}", headers={"content-type": "text/plain"}).status_code == 415
-    assert client.post("/api/jobs", content=b"x" * 100_000, headers={"content-type": "application/json"}).status_code == 413
+def test_non_utf8_and_binary_bodies_are_refused_with_a_message(asgi):
+    def post(path: str, body: bytes, content_type: str) -> int:
+        return asgi.post(path, content=body, headers={"content-type": content_type}).status_code
+
+    form, json_type = "application/x-www-form-urlencoded", "application/json"
+    assert post("/jobs", b"topic=%FF%FE", form) == 400
+    assert post("/jobs", b"\xff\xfe\x00", form) == 400
+    assert post("/api/jobs", b"\xff\x00", json_type) == 400
+    assert post("/api/jobs", b"{}", "text/plain") == 415
+    assert post("/api/jobs", b"x" * 100_000, json_type) == 413
     lone_surrogate = b'{"topic": "\\ud800"}'  # valid JSON, but not a string we can store
-    assert client.post("/api/jobs", content=lone_surrogate, headers={"content-type": "application/json"}).status_code == 422
-    assert client.post("/api/jobs", json=["topic"]).status_code == 422
-    assert client.post("/jobs/..%2F..%2Fetc/cancel").status_code == 404
+    assert post("/api/jobs", lone_surrogate, json_type) == 422
+    assert asgi.post("/api/jobs", json=["topic"]).status_code == 422
+    assert asgi.post("/jobs/..%2F..%2Fetc/cancel").status_code == 404

@@ -1,4 +1,7 @@
-"""Steering the article: options before writing, through the form and the JSON API."""
+"""Steering the article: options before writing, through the form and the JSON API.
+
+Tested with the app in-process (`asgi`), but for what a rewrite's event stream carries and a
+restart, which run the app under uvicorn (`client`, `start_app`)."""
 
 from __future__ import annotations
 
@@ -7,81 +10,81 @@ import io
 import docx
 import pytest
 
-from tests.jobs_api import api, create
+from tests.jobs_api import api, create, finished
 from tests.sse import read_events, wait_for
 
 
-def test_options_reach_the_job_its_page_and_the_api(client, llm):
+def test_options_reach_the_job_its_page_and_the_api(asgi, llm):
     body = {"topic": "Tide pools", "length": "short", "tone": "formal", "audience": "nurses",
             "language": "French"}  # fmt: skip
-    job = client.post("/api/jobs", json=body).json()
+    job = asgi.post("/api/jobs", json=body).json()
     assert job["options"] == {"length": "short", "tone": "formal", "audience": "nurses",
                               "language": "French", "review_outline": False}  # fmt: skip
-    read_events(client, job["id"])
-    page = client.get(f"/jobs/{job['id']}").text
+    finished(asgi, job["id"])
+    page = asgi.get(f"/jobs/{job['id']}").text
     assert "Short · Formal · for nurses · in French" in page
 
 
-def test_bad_options_get_422_naming_each_field(client, llm):
-    response = client.post("/api/jobs", json={"topic": "Tides", "tone": "angry",
-                                              "language": "x" * 41, "length": 3})  # fmt: skip
+def test_bad_options_get_422_naming_each_field(asgi, llm):
+    response = asgi.post("/api/jobs", json={"topic": "Tides", "tone": "angry",
+                                            "language": "x" * 41, "length": 3})  # fmt: skip
     assert response.status_code == 422
     errors = response.json()["errors"]
     assert set(errors) == {"tone", "language", "length"}
     assert response.json()["error"] in errors.values()
-    assert client.get("/api/jobs").json()["jobs"] == []  # nothing was started
+    assert asgi.get("/api/jobs").json()["jobs"] == []  # nothing was started
 
 
-def test_a_form_with_bad_options_is_redrawn_with_each_message_beside_its_field(client, llm):
+def test_a_form_with_bad_options_is_redrawn_with_each_message_beside_its_field(asgi, llm):
     form = {"topic": "", "tone": "angry", "audience": "kids", "length": "short"}
-    page = client.post("/jobs", data=form)
+    page = asgi.post("/jobs", data=form)
     assert page.status_code == 422 and "<html" in page.text
     assert 'id="topic-error"' in page.text and 'id="tone-error"' in page.text
     assert 'aria-describedby="tone-error"' in page.text
     assert 'value="kids"' in page.text  # what was typed is kept
     assert '<details class="more-options" open>' in page.text
-    htmx = client.post("/jobs", data=form, headers={"HX-Request": "true"})
+    htmx = asgi.post("/jobs", data=form, headers={"HX-Request": "true"})
     assert htmx.status_code == 422 and htmx.headers["HX-Retarget"] == "#topic-form"
     assert 'id="tone-error"' in htmx.text and "<html" not in htmx.text
 
 
-def test_a_form_post_with_options_starts_the_job_with_them(client, llm):
+def test_a_form_post_with_options_starts_the_job_with_them(asgi, llm):
     form = {"topic": "Tides", "length": "long", "tone": "playful", "review_outline": ""}
-    response = client.post("/jobs", data=form)
+    response = asgi.post("/jobs", data=form)
     assert response.status_code == 303
     job_id = response.headers["location"].rsplit("/", 1)[1]
-    options = client.get(f"/api/jobs/{job_id}").json()["options"]
+    options = asgi.get(f"/api/jobs/{job_id}").json()["options"]
     assert (options["length"], options["tone"], options["review_outline"]) == ("long", "playful",
                                                                                 False)  # fmt: skip
 
 
-def test_the_form_offers_the_options_without_javascript(client):
-    page = client.get("/").text
+def test_the_form_offers_the_options_without_javascript(asgi):
+    page = asgi.get("/").text
     assert '<details class="more-options">' in page and "<summary>More options</summary>" in page
     for name in ("length", "tone", "audience", "language", "review_outline"):
         assert f'name="{name}"' in page
     assert '<form method="post" action="/jobs"' in page  # a plain form post, without htmx
 
 
-def test_a_finished_article_downloads_as_markdown_html_and_word(client, llm):
-    job = client.post("/api/jobs", json={"topic": "Crème brûlée at home"}).json()
-    assert client.get(f"/jobs/{job['id']}/article.html").status_code == 409  # not finished yet
-    read_events(client, job["id"])
-    article = client.get(f"/api/jobs/{job['id']}").json()["article"]
-    page = client.get(f"/jobs/{job['id']}").text
+def test_a_finished_article_downloads_as_markdown_html_and_word(asgi, llm):
+    job = asgi.post("/api/jobs", json={"topic": "Crème brûlée at home"}).json()
+    assert asgi.get(f"/jobs/{job['id']}/article.html").status_code == 409  # not finished yet
+    finished(asgi, job["id"])
+    article = asgi.get(f"/api/jobs/{job['id']}").json()["article"]
+    page = asgi.get(f"/jobs/{job['id']}").text
     for extension in ("md", "html", "docx"):
         assert f'href="/jobs/{job["id"]}/article.{extension}" download' in page
-    md = client.get(f"/jobs/{job['id']}/article.md")
+    md = asgi.get(f"/jobs/{job['id']}/article.md")
     assert md.text == article + "\n"
     assert md.headers["content-disposition"] == 'attachment; filename="creme-brulee-at-home.md"'
-    html = client.get(f"/jobs/{job['id']}/article.html")
+    html = asgi.get(f"/jobs/{job['id']}/article.html")
     assert html.headers["content-type"].startswith("text/html")
     assert html.text.startswith("<!doctype html>") and "<script" not in html.text
-    word = client.get(f"/jobs/{job['id']}/article.docx")
+    word = asgi.get(f"/jobs/{job['id']}/article.docx")
     assert word.headers["content-disposition"].endswith('.docx"')
     text = "\n".join(p.text for p in docx.Document(io.BytesIO(word.content)).paragraphs)
     assert article.splitlines()[-1].strip()[:20] in text
-    assert client.get(f"/jobs/{job['id']}/article.pdf").status_code == 404
+    assert asgi.get(f"/jobs/{job['id']}/article.pdf").status_code == 404
 
 
 # Outline review
@@ -92,17 +95,17 @@ def settled(client, job_id: str, statuses=("review", "done", "failed", "cancelle
     return wait_for(lambda: (job := api(client, job_id))["status"] in statuses and job)
 
 
-def test_a_reviewed_outline_is_written_exactly_as_approved(client, llm):
-    job = client.post("/api/jobs", json={"topic": "Tides", "review_outline": True}).json()
-    review = settled(client, job["id"])
+def test_a_reviewed_outline_is_written_exactly_as_approved(asgi, llm):
+    job = asgi.post("/api/jobs", json={"topic": "Tides", "review_outline": True}).json()
+    review = settled(asgi, job["id"])
     assert review["status"] == "review" and review["article"] == ""
     assert len(llm.calls_of("section")) == 0  # nothing written before approval
-    assert "Review the outline" in client.get(f"/jobs/{job['id']}").text
+    assert "Review the outline" in asgi.get(f"/jobs/{job['id']}").text
     titles = ["Why the moon matters", "Spring & neap tides", "Reading a tide table"]
-    changed = client.put(f"/api/jobs/{job['id']}/outline", json={"titles": titles})
+    changed = asgi.put(f"/api/jobs/{job['id']}/outline", json={"titles": titles})
     assert changed.status_code == 200 and changed.json()["outline"] == titles
-    assert client.post(f"/api/jobs/{job['id']}/write").status_code == 202
-    done = settled(client, job["id"], ("done", "failed"))
+    assert asgi.post(f"/api/jobs/{job['id']}/write").status_code == 202
+    done = settled(asgi, job["id"], ("done", "failed"))
     assert done["status"] == "done" and done["outline"] == titles
     assert [s["title"] for s in done["sections"]] == titles
     asked = [c.request["messages"][-1]["content"] for c in llm.calls_of("section")]
@@ -123,13 +126,13 @@ def test_a_job_in_review_survives_a_restart_and_holds_no_running_slot(start_app,
         assert api(http, waiting["id"])["status"] == "review"
 
 
-def test_a_new_outline_follows_the_instruction_and_stops_for_review_again(client, llm):
-    job = client.post("/api/jobs", json={"topic": "Tides", "review_outline": True}).json()
-    settled(client, job["id"])
-    again = client.post(f"/api/jobs/{job['id']}/outline/regenerate",
-                        json={"instruction": "fewer, more practical"})  # fmt: skip
+def test_a_new_outline_follows_the_instruction_and_stops_for_review_again(asgi, llm):
+    job = asgi.post("/api/jobs", json={"topic": "Tides", "review_outline": True}).json()
+    settled(asgi, job["id"])
+    again = asgi.post(f"/api/jobs/{job['id']}/outline/regenerate",
+                      json={"instruction": "fewer, more practical"})  # fmt: skip
     assert again.status_code == 202
-    assert settled(client, job["id"])["status"] == "review"
+    assert settled(asgi, job["id"])["status"] == "review"
     prompt = llm.calls_of("outline")[-1].request["messages"][-1]["content"]
     assert "fewer, more practical" in prompt
 
@@ -137,42 +140,42 @@ def test_a_new_outline_follows_the_instruction_and_stops_for_review_again(client
 @pytest.mark.parametrize("titles, status", [
     ([], 422), (["x" * 121], 422), ([""], 422), (["a"] * 11, 422), ("Moon", 422), ([3], 422),
 ])  # fmt: skip
-def test_bad_outlines_are_refused(client, llm, titles, status):
-    job = client.post("/api/jobs", json={"topic": "Tides", "review_outline": True}).json()
-    settled(client, job["id"])
-    answer = client.put(f"/api/jobs/{job['id']}/outline", json={"titles": titles})
+def test_bad_outlines_are_refused(asgi, llm, titles, status):
+    job = asgi.post("/api/jobs", json={"topic": "Tides", "review_outline": True}).json()
+    settled(asgi, job["id"])
+    answer = asgi.put(f"/api/jobs/{job['id']}/outline", json={"titles": titles})
     assert answer.status_code == status and answer.json()["error"]
-    assert api(client, job["id"])["outline"] == review_titles(llm)
+    assert api(asgi, job["id"])["outline"] == review_titles(llm)
 
 
 def review_titles(llm) -> list[str]:
     return ["Tides: part 1", "Tides: part 2", "Tides: part 3"]
 
 
-def test_the_outline_is_edited_with_plain_forms(client, llm):
-    job = client.post("/api/jobs", json={"topic": "Tides", "review_outline": True}).json()
-    settled(client, job["id"])
+def test_the_outline_is_edited_with_plain_forms(asgi, llm):
+    job = asgi.post("/api/jobs", json={"topic": "Tides", "review_outline": True}).json()
+    settled(asgi, job["id"])
     url = f"/jobs/{job['id']}/outline"
-    renamed = client.post(url, data={"action": "rename", "index": "0", "title": "Moon"})
+    renamed = asgi.post(url, data={"action": "rename", "index": "0", "title": "Moon"})
     assert renamed.status_code == 303
-    client.post(url, data={"action": "add", "title": "Shore"})
-    client.post(url, data={"action": "down", "index": "0"})
-    client.post(url, data={"action": "remove", "index": "1"})
-    assert api(client, job["id"])["outline"] == ["Tides: part 2", "Tides: part 3", "Shore"]
-    htmx = client.post(url, data={"action": "up", "index": "2"}, headers={"HX-Request": "true"})
+    asgi.post(url, data={"action": "add", "title": "Shore"})
+    asgi.post(url, data={"action": "down", "index": "0"})
+    asgi.post(url, data={"action": "remove", "index": "1"})
+    assert api(asgi, job["id"])["outline"] == ["Tides: part 2", "Tides: part 3", "Shore"]
+    htmx = asgi.post(url, data={"action": "up", "index": "2"}, headers={"HX-Request": "true"})
     assert htmx.status_code == 200 and htmx.text.startswith('<section id="sections"')
-    assert api(client, job["id"])["outline"] == ["Tides: part 2", "Shore", "Tides: part 3"]
-    bad = client.post(url, data={"action": "rename", "index": "0", "title": " "})
+    assert api(asgi, job["id"])["outline"] == ["Tides: part 2", "Shore", "Tides: part 3"]
+    bad = asgi.post(url, data={"action": "rename", "index": "0", "title": " "})
     assert bad.status_code == 422 and 'id="outline-error"' in bad.text
-    assert client.post(f"/jobs/{job['id']}/write").status_code == 303
-    assert settled(client, job["id"], ("done",))["outline"][1] == "Shore"
+    assert asgi.post(f"/jobs/{job['id']}/write").status_code == 303
+    assert settled(asgi, job["id"], ("done",))["outline"][1] == "Shore"
 
 
-def test_writing_is_refused_unless_the_outline_waits_for_review(client, llm):
-    job = create(client)
-    read_events(client, job["id"])
-    assert client.post(f"/api/jobs/{job['id']}/write").status_code == 409
-    answer = client.put(f"/api/jobs/{job['id']}/outline", json={"titles": ["A"]})
+def test_writing_is_refused_unless_the_outline_waits_for_review(asgi, llm):
+    job = create(asgi)
+    finished(asgi, job["id"])
+    assert asgi.post(f"/api/jobs/{job['id']}/write").status_code == 409
+    answer = asgi.put(f"/api/jobs/{job['id']}/outline", json={"titles": ["A"]})
     assert answer.status_code == 409
 
 
@@ -206,57 +209,57 @@ def test_one_section_is_written_again_and_the_article_restyled(client, llm):
     assert restored["article"] == before["article"]
 
 
-def test_an_edit_makes_a_version_and_any_version_can_be_restored(client, llm):
-    job = create(client)
-    read_events(client, job["id"])
-    first = api(client, job["id"])["article"]
-    edited = client.put(f"/api/jobs/{job['id']}/article", json={"article": "# Mine\n\nBy hand."})
+def test_an_edit_makes_a_version_and_any_version_can_be_restored(asgi, llm):
+    job = create(asgi)
+    finished(asgi, job["id"])
+    first = api(asgi, job["id"])["article"]
+    edited = asgi.put(f"/api/jobs/{job['id']}/article", json={"article": "# Mine\n\nBy hand."})
     assert edited.status_code == 200 and edited.json()["article"] == "# Mine\n\nBy hand."
-    assert client.get(f"/jobs/{job['id']}/article.md").text == "# Mine\n\nBy hand.\n"
-    form = client.post(f"/jobs/{job['id']}/article", data={"article": "# Mine\r\n\r\nAgain."})
+    assert asgi.get(f"/jobs/{job['id']}/article.md").text == "# Mine\n\nBy hand.\n"
+    form = asgi.post(f"/jobs/{job['id']}/article", data={"article": "# Mine\r\n\r\nAgain."})
     assert form.status_code == 303
-    versions = client.get(f"/api/jobs/{job['id']}/versions").json()["versions"]
+    versions = asgi.get(f"/api/jobs/{job['id']}/versions").json()["versions"]
     assert [(v["n"], v["kind"]) for v in versions] == [(1, "styled"), (2, "edited"), (3, "edited")]
     assert versions[2]["article"] == "# Mine\n\nAgain."
-    page = client.get(f"/jobs/{job['id']}/versions").text
+    page = asgi.get(f"/jobs/{job['id']}/versions").text
     assert "Changes from v2" in page and "<del>" in page and "Restore v1" in page
-    assert client.post(f"/jobs/{job['id']}/versions/1/restore").status_code == 303
-    assert api(client, job["id"])["article"] == first
-    assert client.get(f"/api/jobs/{job['id']}/versions").json()["versions"][-1]["kind"] == (
+    assert asgi.post(f"/jobs/{job['id']}/versions/1/restore").status_code == 303
+    assert api(asgi, job["id"])["article"] == first
+    assert asgi.get(f"/api/jobs/{job['id']}/versions").json()["versions"][-1]["kind"] == (
         "restored v1")  # fmt: skip
-    assert client.post(f"/api/jobs/{job['id']}/versions/9/restore").status_code == 409
-    bad = client.put(f"/api/jobs/{job['id']}/article", json={"article": "  "})
+    assert asgi.post(f"/api/jobs/{job['id']}/versions/9/restore").status_code == 409
+    bad = asgi.put(f"/api/jobs/{job['id']}/article", json={"article": "  "})
     assert bad.status_code == 422
-    assert client.post(f"/jobs/{job['id']}/article", data={"article": ""}).status_code == 422
+    assert asgi.post(f"/jobs/{job['id']}/article", data={"article": ""}).status_code == 422
 
 
-def test_saving_while_a_section_is_written_again_answers_409(client, llm):
-    job = create(client)
-    read_events(client, job["id"])
+def test_saving_while_a_section_is_written_again_answers_409(asgi, llm):
+    job = create(asgi)
+    finished(asgi, job["id"])
     llm.token_delay = 0.05
-    client.post(f"/api/jobs/{job['id']}/sections/1/regenerate", json={})
-    answer = client.put(f"/api/jobs/{job['id']}/article", json={"article": "# Mine"})
+    asgi.post(f"/api/jobs/{job['id']}/sections/1/regenerate", json={})
+    answer = asgi.put(f"/api/jobs/{job['id']}/article", json={"article": "# Mine"})
     assert answer.status_code == 409 and "being written" in answer.json()["error"]
-    assert client.post(f"/api/jobs/{job['id']}/sections/2/regenerate", json={}).status_code == 409
-    read_events(client, job["id"])
-    assert api(client, job["id"])["status"] == "done"
+    assert asgi.post(f"/api/jobs/{job['id']}/sections/2/regenerate", json={}).status_code == 409
+    finished(asgi, job["id"])
+    assert api(asgi, job["id"])["status"] == "done"
 
 
-def test_a_cancelled_rewrite_keeps_the_section_and_article_as_they_were(client, llm):
-    job = create(client)
-    read_events(client, job["id"])
-    before = api(client, job["id"])
+def test_a_cancelled_rewrite_keeps_the_section_and_article_as_they_were(asgi, llm):
+    job = create(asgi)
+    finished(asgi, job["id"])
+    before = api(asgi, job["id"])
     llm.token_delay = 0.2
-    client.post(f"/api/jobs/{job['id']}/sections/1/regenerate", json={"instruction": "longer"})
-    wait_for(lambda: api(client, job["id"])["status"] == "running")
-    cancelled = client.post(f"/api/jobs/{job['id']}/cancel").json()
+    asgi.post(f"/api/jobs/{job['id']}/sections/1/regenerate", json={"instruction": "longer"})
+    wait_for(lambda: api(asgi, job["id"])["status"] == "running")
+    cancelled = asgi.post(f"/api/jobs/{job['id']}/cancel").json()
     assert cancelled["status"] == "done" and "did not finish" in cancelled["error"]
     assert cancelled["sections"] == before["sections"] and cancelled["article"] == before["article"]
 
 
 @pytest.mark.parametrize("n", ["0", "4", "x", "-1"])
-def test_unknown_sections_are_404(client, llm, n):
-    job = create(client)
-    read_events(client, job["id"])
-    assert client.post(f"/api/jobs/{job['id']}/sections/{n}/regenerate", json={}).status_code == 404
-    assert client.post(f"/jobs/{job['id']}/sections/{n}/regenerate", data={}).status_code == 404
+def test_unknown_sections_are_404(asgi, llm, n):
+    job = create(asgi)
+    finished(asgi, job["id"])
+    assert asgi.post(f"/api/jobs/{job['id']}/sections/{n}/regenerate", json={}).status_code == 404
+    assert asgi.post(f"/jobs/{job['id']}/sections/{n}/regenerate", data={}).status_code == 404

@@ -1,4 +1,7 @@
-"""What a job cost: the tokens its LLM calls used, on the page and in the API."""
+"""What a job cost: the tokens its LLM calls used, on the page and in the API.
+
+The API's figures are tested with the app in-process (`asgi`); what the event stream shows, with
+the app under uvicorn (`client`, `start_app`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from draftline import llm
 from draftline.jobs import Job, Prices
 from draftline.pocketflow_nodes import create_article_flow
 from draftline.views import money
-from tests.jobs_api import api, create
+from tests.jobs_api import api, create, finished
 from tests.reporting import shared_for
 from tests.sse import read_events
 
@@ -90,25 +93,25 @@ def reported(fake) -> dict[str, int]:
             "completion_tokens": sum(c for _, c in counts)}  # fmt: skip
 
 
-def test_a_jobs_usage_in_the_api_is_the_sum_the_server_reported(client, llm):
-    job = create(client)
+def test_a_jobs_usage_in_the_api_is_the_sum_the_server_reported(asgi, llm):
+    job = create(asgi)
     assert job["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
-    read_events(client, job["id"])
-    final = api(client, job["id"])
+    finished(asgi, job["id"])
+    final = api(asgi, job["id"])
     assert final["status"] == "done"
     assert len(llm.calls) == 5 and all(call.usage for call in llm.calls)  # streams included
     assert final["usage"] == reported(llm)
     assert final["usage"]["prompt_tokens"] > 100 and final["usage"]["completion_tokens"] > 100
 
 
-def test_writing_a_section_again_adds_to_the_jobs_usage(client, llm):
-    job = create(client)
-    read_events(client, job["id"])
-    first = api(client, job["id"])["usage"]
-    answer = client.post(f"/api/jobs/{job['id']}/sections/2/regenerate", json={})
+def test_writing_a_section_again_adds_to_the_jobs_usage(asgi, llm):
+    job = create(asgi)
+    finished(asgi, job["id"])
+    first = api(asgi, job["id"])["usage"]
+    answer = asgi.post(f"/api/jobs/{job['id']}/sections/2/regenerate", json={})
     assert answer.status_code == 202
-    read_events(client, job["id"])
-    again = api(client, job["id"])
+    finished(asgi, job["id"])
+    again = api(asgi, job["id"])
     assert [c.kind for c in llm.calls][-2:] == ["section", "style"]
     assert again["status"] == "done" and again["usage"] == reported(llm)
     assert again["usage"]["completion_tokens"] > first["completion_tokens"]
@@ -127,14 +130,14 @@ def test_the_job_page_and_its_events_show_the_tokens_used(client, llm):
     assert f'<p id="usage" class="usage">{shown}</p>' in page
 
 
-def test_a_server_that_sends_no_usage_gives_zeros_and_no_error(client, llm):
+def test_a_server_that_sends_no_usage_gives_zeros_and_no_error(asgi, llm):
     llm.reports_usage = False
-    job = create(client)
-    read_events(client, job["id"])
-    final = api(client, job["id"])
+    job = create(asgi)
+    finished(asgi, job["id"])
+    final = api(asgi, job["id"])
     assert final["status"] == "done" and final["error"] is None
     assert final["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
-    page = client.get(f"/jobs/{job['id']}").text
+    page = asgi.get(f"/jobs/{job['id']}").text
     assert '<p id="usage" class="usage" hidden></p>' in page and "tokens in" not in page
 
 
