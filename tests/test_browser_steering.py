@@ -55,11 +55,6 @@ def titles(page: Page) -> list[str]:
     return page.locator(TITLES).evaluate_all("inputs => inputs.map(input => input.value)")
 
 
-def row(page: Page, n: int):
-    """The review form of section `n` (counting from 1)."""
-    return page.locator(".outline-edit > li").nth(n - 1)
-
-
 def posted(page: Page, path: str, press) -> dict:
     """Do `press()`, which posts a form to `path`; what the request and its answer were."""
 
@@ -98,11 +93,15 @@ def test_the_outline_is_reviewed_in_place_then_write_it_goes_live_to_ready(brows
     expect(page.get_by_role("status")).to_have_text(REVIEW)
     assert titles(page) == ["Tides: part 1", "Tides: part 2", "Tides: part 3"]
     assert not llm.calls_of("section")  # nothing is paid for before the outline is approved
+    for verb in ("Rename section", "Remove section"):  # each button says which section it is for
+        expect(page.get_by_role("button", name=re.compile(f"^{verb} [123]$"))).to_have_count(3)
     page.evaluate(SAME_PAGE)
     outline = f"/jobs/{job}/outline"
 
     page.get_by_label("Title of section 1").fill("Why the moon matters")
-    answer = posted(page, outline, row(page, 1).get_by_role("button", name="Rename").click)
+    answer = posted(
+        page, outline, page.get_by_role("button", name="Rename section 1", exact=True).click
+    )
     assert answer == {"status": 200, "htmx": "true"}  # swapped in by htmx, not a page load
     expect(page.locator(TITLES).first).to_have_value("Why the moon matters")
     changes = [
@@ -233,7 +232,9 @@ def test_without_javascript_every_steering_form_is_a_plain_post(browsing, client
 
     outline = f"/jobs/{job}/outline"
     page.get_by_label("Title of section 1").fill("Why the moon matters")
-    answer = posted(page, outline, row(page, 1).get_by_role("button", name="Rename").click)
+    answer = posted(
+        page, outline, page.get_by_role("button", name="Rename section 1", exact=True).click
+    )
     assert answer == {"status": 303, "htmx": None}
     expect(page.locator(TITLES).first).to_have_value("Why the moon matters")
     for button in ("Move section 1 down", "Remove section 3"):
@@ -440,7 +441,7 @@ def test_axe_finds_nothing_serious_and_nothing_overflows_on_the_steering_pages(
     title = page.get_by_label("Title of section 2")
     title.evaluate("input => input.required = false")  # as a script could send
     title.fill(" ")
-    row(page, 2).get_by_role("button", name="Rename").click()
+    page.get_by_role("button", name="Rename section 2", exact=True).click()
     expect(page.locator("#outline-error")).to_be_visible()
     expect(page.locator("#title-1")).to_be_focused()  # back on the field, marked as refused
     expect(page.locator("#title-1")).to_have_attribute("aria-invalid", "true")
