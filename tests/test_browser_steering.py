@@ -176,6 +176,11 @@ def test_a_section_written_again_streams_in_place_then_shows_what_changed_and_re
     expect(changes.locator("ins").first).to_be_visible()
     expect(changes.locator("del").first).to_be_visible()
     assert "anew" in " ".join(changes.locator("ins").all_inner_texts())
+    marks = changes.evaluate(
+        """changes => ['ins', 'del'].map(tag =>
+            getComputedStyle(changes.querySelector(tag)).textDecorationLine)"""
+    )
+    assert marks == ["underline", "line-through"]  # told apart by more than colour
     changes.get_by_role("button", name="Restore previous").click()
     expect(page.locator("#section-1 .prose")).to_have_text(old)
     wait_for(lambda: api(client, job)["article"] == before["article"])
