@@ -67,6 +67,15 @@ def posted(page: Page, path: str, press) -> dict:
     return {"status": response.status, "htmx": response.request.headers.get("hx-request")}
 
 
+def in_view(page: Page, selector: str) -> bool:
+    """Whether the top of `selector` is on screen."""
+    return page.evaluate(
+        "s => { const top = document.querySelector(s).getBoundingClientRect().top;"
+        " return top > -1 && top < innerHeight; }",
+        selector,
+    )
+
+
 # With JavaScript
 
 
@@ -161,7 +170,9 @@ def test_a_section_written_again_streams_in_place_then_shows_what_changed_and_re
     llm.token_delay = 0.05
     section.get_by_role("button", name="Write again").click()
 
-    seen(page, "#section-1.is-writing .prose", "/anew/.test(el.textContent)")  # in place, live
+    seen(page, "#section-1.is-writing")  # written again in place, live, and kept in view
+    assert in_view(page, "#section-1"), "the page jumped away from the section being written"
+    seen(page, "#section-1.is-writing .prose", "/anew/.test(el.textContent)")
     expect(section.locator(".eyebrow")).to_have_text("Writing it again…")
     expect(page.get_by_role("status")).to_have_text(READY)
     expect(section.locator(".prose")).to_contain_text("anew (shorter)")
@@ -183,6 +194,8 @@ def test_a_section_written_again_streams_in_place_then_shows_what_changed_and_re
     assert marks == ["underline", "line-through"]  # told apart by more than colour
     changes.get_by_role("button", name="Restore previous").click()
     expect(page.locator("#section-1 .prose")).to_have_text(old)
+    expect(page.locator("#job-title")).to_be_focused()  # htmx has settled
+    assert in_view(page, "#section-1")
     wait_for(lambda: api(client, job)["article"] == before["article"])
     expect(page.locator("#article")).not_to_contain_text("anew")
     assert page.evaluate("window.__same_page") is True
