@@ -413,6 +413,17 @@ def test_the_outline_is_reviewed_and_a_section_written_again_by_keyboard_alone(
 
 # How the new parts look and read
 
+
+def outlined_as_refused(page: Page, field: str) -> bool:
+    """Whether `field` is drawn in the colour of its error message, as a refused field is."""
+    return page.evaluate(
+        """field => { const el = document.querySelector(field);
+            const message = document.getElementById(el.getAttribute('aria-describedby'));
+            return getComputedStyle(el).borderTopColor === getComputedStyle(message).color; }""",
+        field,
+    )
+
+
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 LONG = "Pneumonoultramicroscopicsilicovolcanoconiosis-Supercalifragilistic"  # in every title
 
@@ -447,6 +458,7 @@ def test_axe_finds_nothing_serious_and_nothing_overflows_on_the_steering_pages(
     expect(page.locator("#topic-error")).to_be_visible()
     expect(page.locator("#language-error")).to_be_visible()
     expect(language).to_have_attribute("aria-invalid", "true")
+    assert outlined_as_refused(page, "#language")
     expect(page.locator("details.more-options")).to_have_attribute("open", "")
     expect(page.get_by_label("Tone")).to_have_value("formal")  # what was chosen is kept
     check("form with options and errors")
@@ -464,6 +476,7 @@ def test_axe_finds_nothing_serious_and_nothing_overflows_on_the_steering_pages(
     expect(page.locator("#title-1")).to_be_focused()  # back on the field, marked as refused
     expect(page.locator("#title-1")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#title-1")).to_have_attribute("aria-describedby", "outline-error")
+    assert outlined_as_refused(page, "#title-1")
     check("outline review with an error")
 
     page.get_by_role("button", name="Write it").click()
@@ -482,6 +495,7 @@ def test_axe_finds_nothing_serious_and_nothing_overflows_on_the_steering_pages(
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#article-error")).to_be_visible()
     expect(page.get_by_label("The article, in Markdown")).to_have_attribute("aria-invalid", "true")
+    assert outlined_as_refused(page, "#article")
     check("edit page with an error")
 
     page.goto(f"/jobs/{job}/versions")
