@@ -496,6 +496,8 @@ def test_axe_finds_nothing_serious_and_nothing_overflows_on_the_steering_pages(
     expect(page.locator("#article-error")).to_be_visible()
     expect(page.get_by_label("The article, in Markdown")).to_have_attribute("aria-invalid", "true")
     assert outlined_as_refused(page, "#article")
+    expect(page.get_by_label("The article, in Markdown")).to_be_focused()  # back in the box
+    assert in_view(page, "#article-error"), "the message is off screen"
     check("edit page with an error")
 
     page.goto(f"/jobs/{job}/versions")
