@@ -467,6 +467,11 @@ def test_axe_finds_nothing_serious_and_nothing_overflows_on_the_steering_pages(
     wait_for(lambda: api(client, job)["status"] == "review")
     page.goto(f"/jobs/{job}")
     expect(page.get_by_role("heading", name="Review the outline")).to_be_visible()
+    lines = page.locator(".outline-edit form").evaluate_all(
+        "forms => forms.map(form => new Set([...form.querySelectorAll('button')]"
+        ".map(button => button.getBoundingClientRect().top)).size)"
+    )
+    assert lines == [1, 1, 1], "a section's buttons wrap onto more than one line"
     check("outline review")
     title = page.get_by_label("Title of section 2")
     title.evaluate("input => input.required = false")  # as a script could send
