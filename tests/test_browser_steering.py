@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import docx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -228,6 +229,41 @@ def test_an_edit_is_saved_and_any_version_restored(browsing, client, llm):
     assert api(client, job)["article"] == original
     page.get_by_role("link", name="Versions").click()
     expect(versions.first.locator("h2")).to_have_text(re.compile("v3 restored v1"))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_each_download_link_saves_the_article_as_it_now_stands(
+    browsing, client, llm, tmp_path, javascript
+):
+    path = finished_job(client, "Crème brûlée at home")
+    edited = "# Crème brûlée at home\n\nEdited by hand, *after* the draft."
+    client.put(f"/api/{path[1:]}/article", json={"article": edited})
+    page = browsing.new_page(path, java_script_enabled=javascript)
+    files = {}
+    for extension in ("md", "html", "docx"):
+        with page.expect_download() as info:
+            page.get_by_role("link", name=f"Download .{extension}").click()
+        download = info.value
+        assert download.suggested_filename == f"creme-brulee-at-home.{extension}"
+        files[extension] = tmp_path / download.suggested_filename
+        download.save_as(files[extension])
+    assert files["md"].read_text(encoding="utf-8") == edited + "\n"
+    html = files["html"].read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and "<script" not in html
+    words = "\n".join(paragraph.text for paragraph in docx.Document(files["docx"]).paragraphs)
+    assert "Edited by hand, after the draft." in words
+
+    # The .html page, opened on its own, shows the article and fetches nothing at all.
+    viewer = browsing.browser.new_context()
+    fetched = []
+    viewer.on("request", lambda request: fetched.append(request.url))
+    opened = viewer.new_page()
+    opened.goto(files["html"].as_uri())
+    expect(opened.get_by_role("heading", level=1)).to_have_text("Crème brûlée at home")
+    expect(opened.get_by_text("Edited by hand")).to_be_visible()
+    viewer.close()
+    assert fetched == [files["html"].as_uri()]
 
 
 # Without JavaScript
