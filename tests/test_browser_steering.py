@@ -95,6 +95,27 @@ def test_options_chosen_under_more_options_show_on_the_job_and_reach_the_prompts
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_a_refused_option_is_said_beside_it_and_takes_focus(browsing, llm, javascript):
+    page = browsing.new_page("/", java_script_enabled=javascript)
+    browsing.watch(page).allowed_statuses.add(422)  # the answer that carries the message
+    page.get_by_label("Topic").fill("Tide pools")
+    page.get_by_text("More options").click()
+    page.get_by_label("Audience").fill("nurses")
+    language = page.get_by_label("Language")
+    language.evaluate("input => input.removeAttribute('maxlength')")  # as a script could send
+    language.fill("x" * 41)
+    page.get_by_role("button", name="Generate").click()
+
+    expect(page.locator("#language-error")).to_have_text(re.compile("40 characters"))
+    expect(language).to_be_focused()  # where the person has something to fix
+    expect(language).to_have_attribute("aria-describedby", "language-error")
+    expect(page.get_by_label("Audience")).to_have_value("nurses")  # the rest is kept
+    expect(page.get_by_label("Topic")).to_have_value("Tide pools")
+    assert not llm.calls
+
+
+@pytest.mark.browser
 def test_the_outline_is_reviewed_in_place_then_write_it_goes_live_to_ready(browsing, client, llm):
     llm.token_delay, llm.section_words = 0.01, 20
     page = browsing.new_page("/")
