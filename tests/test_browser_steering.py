@@ -1,6 +1,6 @@
-"""Steering an article in real Chromium: options, outline review, one section written again, edits
-and versions; with JavaScript and without, by keyboard alone, and checked by axe on a phone and a
-desktop."""
+"""Steering an article in real Chromium: options, outline review, one section written again, edits,
+versions and downloads; with JavaScript and without, by keyboard alone, and checked by axe on a
+phone and a desktop."""
 
 from __future__ import annotations
 
@@ -92,27 +92,6 @@ def test_options_chosen_under_more_options_show_on_the_job_and_reach_the_prompts
     expect(page.locator(".brief")).to_have_text("Short · Formal · for nurses · in French")
     prompts = [str(call.request["messages"]) for call in llm.calls]
     assert prompts and all("French" in p and "nurses" in p for p in prompts), prompts
-
-
-@pytest.mark.browser
-@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
-def test_a_refused_option_is_said_beside_it_and_takes_focus(browsing, llm, javascript):
-    page = browsing.new_page("/", java_script_enabled=javascript)
-    browsing.watch(page).allowed_statuses.add(422)  # the answer that carries the message
-    page.get_by_label("Topic").fill("Tide pools")
-    page.get_by_text("More options").click()
-    page.get_by_label("Audience").fill("nurses")
-    language = page.get_by_label("Language")
-    language.evaluate("input => input.removeAttribute('maxlength')")  # as a script could send
-    language.fill("x" * 41)
-    page.get_by_role("button", name="Generate").click()
-
-    expect(page.locator("#language-error")).to_have_text(re.compile("40 characters"))
-    expect(language).to_be_focused()  # where the person has something to fix
-    expect(language).to_have_attribute("aria-describedby", "language-error")
-    expect(page.get_by_label("Audience")).to_have_value("nurses")  # the rest is kept
-    expect(page.get_by_label("Topic")).to_have_value("Tide pools")
-    assert not llm.calls
 
 
 @pytest.mark.browser
@@ -252,41 +231,6 @@ def test_an_edit_is_saved_and_any_version_restored(browsing, client, llm):
     expect(versions.first.locator("h2")).to_have_text(re.compile("v3 restored v1"))
 
 
-@pytest.mark.browser
-@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
-def test_each_download_link_saves_the_article_as_it_now_stands(
-    browsing, client, llm, tmp_path, javascript
-):
-    path = finished_job(client, "Crème brûlée at home")
-    edited = "# Crème brûlée at home\n\nEdited by hand, *after* the draft."
-    client.put(f"/api/{path[1:]}/article", json={"article": edited})
-    page = browsing.new_page(path, java_script_enabled=javascript)
-    files = {}
-    for extension in ("md", "html", "docx"):
-        with page.expect_download() as info:
-            page.get_by_role("link", name=f"Download .{extension}").click()
-        download = info.value
-        assert download.suggested_filename == f"creme-brulee-at-home.{extension}"
-        files[extension] = tmp_path / download.suggested_filename
-        download.save_as(files[extension])
-    assert files["md"].read_text(encoding="utf-8") == edited + "\n"
-    html = files["html"].read_text(encoding="utf-8")
-    assert html.startswith("<!doctype html>") and "<script" not in html
-    words = "\n".join(paragraph.text for paragraph in docx.Document(files["docx"]).paragraphs)
-    assert "Edited by hand, after the draft." in words
-
-    # The .html page, opened on its own, shows the article and fetches nothing at all.
-    viewer = browsing.browser.new_context()
-    fetched = []
-    viewer.on("request", lambda request: fetched.append(request.url))
-    opened = viewer.new_page()
-    opened.goto(files["html"].as_uri())
-    expect(opened.get_by_role("heading", level=1)).to_have_text("Crème brûlée at home")
-    expect(opened.get_by_text("Edited by hand")).to_be_visible()
-    viewer.close()
-    assert fetched == [files["html"].as_uri()]
-
-
 # Without JavaScript
 
 
@@ -370,6 +314,65 @@ def test_without_javascript_every_steering_form_is_a_plain_post(browsing, client
     expect(page.locator("#article .prose")).not_to_contain_text("By hand.")
     requests = browsing.watch(page).requests
     assert not [r for r in requests if " xhr " in r or " eventsource " in r], requests
+
+
+# Both ways: with JavaScript and without
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_a_refused_option_is_said_beside_it_and_takes_focus(browsing, llm, javascript):
+    page = browsing.new_page("/", java_script_enabled=javascript)
+    browsing.watch(page).allowed_statuses.add(422)  # the answer that carries the message
+    page.get_by_label("Topic").fill("Tide pools")
+    page.get_by_text("More options").click()
+    page.get_by_label("Audience").fill("nurses")
+    language = page.get_by_label("Language")
+    language.evaluate("input => input.removeAttribute('maxlength')")  # as a script could send
+    language.fill("x" * 41)
+    page.get_by_role("button", name="Generate").click()
+
+    expect(page.locator("#language-error")).to_have_text(re.compile("40 characters"))
+    expect(language).to_be_focused()  # where the person has something to fix
+    expect(language).to_have_attribute("aria-describedby", "language-error")
+    expect(page.get_by_label("Audience")).to_have_value("nurses")  # the rest is kept
+    expect(page.get_by_label("Topic")).to_have_value("Tide pools")
+    assert not llm.calls
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_each_download_link_saves_the_article_as_it_now_stands(
+    browsing, client, llm, tmp_path, javascript
+):
+    path = finished_job(client, "Crème brûlée at home")
+    edited = "# Crème brûlée at home\n\nEdited by hand, *after* the draft."
+    client.put(f"/api/{path[1:]}/article", json={"article": edited})
+    page = browsing.new_page(path, java_script_enabled=javascript)
+    files = {}
+    for extension in ("md", "html", "docx"):
+        with page.expect_download() as info:
+            page.get_by_role("link", name=f"Download .{extension}").click()
+        download = info.value
+        assert download.suggested_filename == f"creme-brulee-at-home.{extension}"
+        files[extension] = tmp_path / download.suggested_filename
+        download.save_as(files[extension])
+    assert files["md"].read_text(encoding="utf-8") == edited + "\n"
+    html = files["html"].read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and "<script" not in html
+    words = "\n".join(paragraph.text for paragraph in docx.Document(files["docx"]).paragraphs)
+    assert "Edited by hand, after the draft." in words
+
+    # The .html page, opened on its own, shows the article and fetches nothing at all.
+    viewer = browsing.browser.new_context()
+    fetched = []
+    viewer.on("request", lambda request: fetched.append(request.url))
+    opened = viewer.new_page()
+    opened.goto(files["html"].as_uri())
+    expect(opened.get_by_role("heading", level=1)).to_have_text("Crème brûlée at home")
+    expect(opened.get_by_text("Edited by hand")).to_be_visible()
+    viewer.close()
+    assert fetched == [files["html"].as_uri()]
 
 
 # By keyboard alone
