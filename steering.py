@@ -77,6 +77,26 @@ def edited_outline(job: Job, form: dict[str, list[str]]) -> list[str]:
     return titles
 
 
+def focus_after(form: dict[str, list[str]], titles: list[str], failed: bool = False) -> str:
+    """The id of the control a person is on once the outline is redrawn, so that a keyboard
+    or a screen reader keeps its place: the field that was refused, the moved section's button,
+    the button of the section that took a removed one's place. Renaming and adding keep the
+    control the person used (htmx puts focus back on the same id)."""
+    action, index, count = last(form, "action"), last(form, "index"), len(titles)
+    index = int(index) if index.isdigit() else -1
+    if failed:
+        return "new-title" if action == "add" else f"title-{index}"
+    if action in ("up", "down"):
+        moved = index - 1 if action == "up" else index + 1  # where the section is now
+        if not 0 <= moved < count:
+            return ""
+        further = moved > 0 if action == "up" else moved < count - 1  # or its button is off
+        return f"{action if further else {'up': 'down', 'down': 'up'}[action]}-{moved}"
+    if action == "remove" and count:
+        return f"remove-{min(index, count - 1)}" if count > 1 else "title-0"
+    return ""
+
+
 # HTML forms
 
 
@@ -86,16 +106,18 @@ async def change_outline(request: Request) -> Response:
     try:
         job = await runner(request).set_outline(job, clean_titles(edited_outline(job, form)))
     except BriefError as exc:
-        return render_outline(request, job, error=str(exc), status_code=422)
+        focus = focus_after(form, job.outline or [], failed=True)
+        return render_outline(request, job, str(exc), focus, status_code=422)
     if "HX-Request" in request.headers:
-        return render_outline(request, job)
+        return render_outline(request, job, focus=focus_after(form, job.outline))
     return back_to_job(request, job)
 
 
-def render_outline(request: Request, job: Job, error: str = "", status_code: int = 200):
+def render_outline(request: Request, job: Job, error: str = "", focus: str = "",
+                   status_code: int = 200) -> Response:  # fmt: skip
     """The outline under review, redrawn (htmx), or the job page with the error beside it."""
     name = "_sections.html" if "HX-Request" in request.headers else "job.html"
-    return render(request, name, status_code, job=job, outline_error=error,
+    return render(request, name, status_code, job=job, outline_error=error, focus=focus,
                   max_titles=MAX_TITLES)  # fmt: skip
 
 
