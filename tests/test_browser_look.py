@@ -65,7 +65,7 @@ def test_long_unbroken_words_wrap_on_a_phone_instead_of_overflowing(browsing, ll
     topic = "Pneumonoultramicroscopicsilicovolcanoconiosis-Supercalifragilistic"  # in every title
     start(page, topic)
     expect(page.get_by_role("status")).to_have_text(READY)
-    page.locator("#sections summary").click()  # unfold the draft
+    page.locator("#sections .draft > summary").click()  # unfold the draft
     assert horizontal_overflow(page) == []
     page.goto("/")
     assert horizontal_overflow(page) == []  # the recent list, with that topic in it
@@ -89,7 +89,7 @@ def test_axe_finds_no_serious_accessibility_violations_on_any_page(browsing, llm
     found["job while writing"] = axe_violations(page)
     expect(page.get_by_role("status")).to_have_text(READY)
     found["finished job"] = axe_violations(page)
-    page.locator("#sections summary").click()
+    page.locator("#sections .draft > summary").click()
     found["finished job, draft open"] = axe_violations(page)
 
     page.goto("/")

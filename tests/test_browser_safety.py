@@ -16,7 +16,8 @@ ACTIVE = """() => {
     const found = [];
     for (const el of document.querySelectorAll('#main *')) {
         const tag = el.tagName.toLowerCase();
-        if (RISKY.includes(tag) && !el.closest('#actions')) found.push(tag);  // our own buttons
+        // Our own buttons and forms: the actions, and each section's steering forms.
+        if (RISKY.includes(tag) && !el.closest('#actions, .redo, .changes')) found.push(tag);
         for (const {name, value} of el.attributes) {
             const htmx = /^(data-)?(hx-(?!swap-oob$|disable$)|sse-)/.test(name);
             if (name.startsWith('on') || (htmx && el.closest('.prose, .section h2')))

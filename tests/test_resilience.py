@@ -319,7 +319,8 @@ def test_hostile_topics_are_inert_everywhere_they_are_shown(client, llm):
     events = read_events(client, job)
     for path in ("/", "/jobs", f"/jobs/{job}"):
         assert active_markup(client.get(path).text) == expected[path.replace(job, benign)], path
-    assert all(active_markup(e.data) == [] for e in events)
+    # Events carry only our own wiring too: the finished page's steering forms, one a section.
+    assert all(set(active_markup(e.data)) <= {"form[hx-post]"} for e in events)
     assert "&lt;script&gt;alert(1)" in client.get("/jobs").text
 
 
