@@ -317,8 +317,12 @@ def test_hostile_topics_are_inert_everywhere_they_are_shown(client, llm):
     topic = '<script>alert(1)</script><img src=x onerror=alert(2)> <a href="javascript:x">j</a>'
     job = create(client, topic)["id"]
     events = read_events(client, job)
-    for path in ("/", "/jobs", f"/jobs/{job}"):
-        assert active_markup(client.get(path).text) == expected[path.replace(job, benign)], path
+    for path in ("/", "/jobs"):
+        assert active_markup(client.get(path).text) == expected[path], path
+    # The job page: our scripts, and one steering form of ours per finished section.
+    finished = client.get(f"/api/jobs/{job}").json()
+    forms = len(finished["sections"]) if finished["status"] == "done" else 0
+    assert active_markup(client.get(f"/jobs/{job}").text) == ["script"] * 2 + ["form[hx-post]"] * forms
     # Events carry only our own wiring too: the finished page's steering forms, one a section.
     assert all(set(active_markup(e.data)) <= {"form[hx-post]"} for e in events)
     assert "&lt;script&gt;alert(1)" in client.get("/jobs").text

@@ -138,7 +138,8 @@ def test_a_server_that_sends_no_usage_gives_zeros_and_no_error(asgi, llm):
     assert final["status"] == "done" and final["error"] is None
     assert final["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
     page = asgi.get(f"/jobs/{job['id']}").text
-    assert '<p id="usage" class="usage" hidden></p>' in page and "tokens in" not in page
+    assert '<p id="usage" class="usage is-empty">No tokens counted yet</p>' in page
+    assert "tokens in" not in page
 
 
 # Prices: an estimated cost, worked out where it is shown
