@@ -18,8 +18,11 @@ article it counts:
 - garbled titles: `## ` headings with words run together beyond any dictionary word
   ("that'sselvedtobesoar") or that are a formatting remark ("Available in the following format").
 
-Articles are written in a worker process (`--worker`) that imports the product code from a
-directory, each on a job that its real reporter keeps in an in-memory store (tests/reporting.py).
+Articles are written in a worker process (`--worker`) whose `draftline` is the product code of a
+directory: its PYTHONPATH starts with a temporary directory holding only a `draftline` symlink to
+it, so a plain `import draftline` finds that code first, in the worker and in the model's child
+process alike. Each article is written on a job that its real reporter keeps in an in-memory
+store (tests/reporting.py).
 With --baseline, a second worker runs the code at that git ref from a temporary worktree, and the
 two write topic by topic in turn, so a busy machine slows both alike. The metrics are computed
 here, by the same code for both sides. A baseline must come from 8186bf5 on (SHARED_STORE): older
@@ -33,8 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
-import importlib.machinery
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -358,29 +360,29 @@ class CallLog:
         self._end(call)
 
 
-def import_product(product_dir: Path) -> None:
-    """Make `draftline` the product code in product_dir, and nowhere else (not an installed one).
+def check_product(product_dir: Path) -> None:
+    """SystemExit unless every `draftline` module imported so far is product_dir's code.
 
-    The checkout's root is the `draftline` package (pyproject's package-dir), so a package
-    object whose search path is that directory imports exactly that checkout's code, for
-    whatever imports `draftline` afterwards (bench.embedded, tests.reporting)."""
-    spec = importlib.machinery.ModuleSpec("draftline", None, is_package=True)
-    spec.submodule_search_locations = [str(product_dir)]
-    sys.modules["draftline"] = importlib.util.module_from_spec(spec)
-    modules = [importlib.import_module(f"draftline.{name}")
-               for name in ("config", "llm", "local_model", "pocketflow_nodes")]  # fmt: skip
-    for module in modules:
-        if Path(module.__file__).resolve().parent != product_dir:
-            raise SystemExit(f"{module.__name__} came from {module.__file__}, not {product_dir}")
+    The Worker's PYTHONPATH puts product_dir first, but `draftline` has no __init__.py, so it is
+    a namespace package: an installed copy (an editable install's path hook, a site-packages
+    directory) joins its search path after product_dir, and a module the product lacks would
+    silently come from there instead of failing to import."""
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)  # None for the namespace package itself
+        if not name.startswith("draftline.") or file is None:
+            continue
+        if not Path(file).resolve().is_relative_to(product_dir):
+            raise SystemExit(f"{name} came from {file}, not {product_dir}")
 
 
 async def serve(product_dir: Path, out) -> None:
     """Start the model once, then write one article per topic read from stdin."""
-    import_product(product_dir)
-    # Only now: the `draftline` that these import is the product's.
+    for name in ("config", "llm", "local_model", "pocketflow_nodes"):
+        importlib.import_module(f"draftline.{name}")
     from bench.embedded import embedded_model, run_article_flow
     from tests.reporting import shared_for
 
+    check_product(product_dir)
     async with embedded_model() as embedded:
         calls = CallLog(embedded.chat)
         send(out, {"model": embedded.name, "server_start_s": embedded.start_s})
@@ -388,6 +390,7 @@ async def serve(product_dir: Path, out) -> None:
             shared = await shared_for(embedded.chat, json.loads(line)["topic"])
             calls.begin(shared["report"])
             run = await run_article_flow(shared, embedded.settings)
+            check_product(product_dir)  # and whatever the flow imported as it ran
             send(out, written(shared["job"], run, calls))
 
 
@@ -417,11 +420,17 @@ class Worker:
 
     def __init__(self, side: str, product_dir: Path):
         self.side = side
+        # Where the worker finds `draftline`: a directory holding nothing but a symlink of that
+        # name to product_dir, first on its PYTHONPATH (and its model child's, which inherits it).
+        self.imports = Path(tempfile.mkdtemp(prefix="draftline-bench-imports-"))
+        (self.imports / "draftline").symlink_to(product_dir, target_is_directory=True)
+        path = [str(self.imports), *filter(None, [os.environ.get("PYTHONPATH")])]
         # From this tree's root, like the parent: this bench and tests.reporting are this tree's,
-        # the `draftline` it measures is product_dir's (import_product).
+        # the `draftline` it measures is product_dir's.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.local_quality", "--worker", str(product_dir)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.info: dict = {}
 
@@ -448,6 +457,8 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        (self.imports / "draftline").unlink()  # the symlink only, never the code it points to
+        self.imports.rmdir()
 
 
 def git(*args: str) -> str:
