@@ -128,7 +128,7 @@ def clean_options(raw: Mapping[str, Any]) -> Options:
         value = raw.get(name)
         if value in (None, ""):
             continue
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             errors[name] = f"Choose the {name} from: {', '.join(choices)}."
         else:
             values[name] = value

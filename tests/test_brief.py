@@ -32,6 +32,9 @@ def test_options_from_json():
     ({"audience": "kids\x00"}, "audience", "control"),
     ({"audience": 12}, "audience", "must be text"),
     ({"review_outline": "maybe"}, "review_outline", "true or false"),
+    ({"review_outline": []}, "review_outline", "true or false"),
+    ({"length": ["short"]}, "length", "short, medium, long"),  # JSON lists and objects are
+    ({"tone": {"warm": 1}}, "tone", "warm, neutral"),  # unhashable: refused, never a 500
 ])  # fmt: skip
 def test_bad_options_name_their_field(raw, field, message):
     with pytest.raises(BriefError) as refused:
