@@ -82,9 +82,13 @@ class JobReporter:
         await self.publish("job")
 
     async def outline(self, titles: list[str]) -> None:
-        self.job.outline = titles
-        self.job.sections = [{"title": t, "text": "", "done": False} for t in titles]
+        self.set_outline(titles)
         await self.publish("outline")
+
+    def set_outline(self, titles: list[str]) -> None:
+        """The titles, each with an empty section to write (the flow's, or a person's edit)."""
+        self.job.outline = list(titles)
+        self.job.sections = [{"title": t, "text": "", "done": False} for t in titles]
 
     async def section(self, index: int, text: str, done: bool) -> None:
         self.job.sections[index].update(text=text, done=done)
@@ -244,10 +248,10 @@ class JobRunner:
 
     async def set_outline(self, job: Job, titles: list[str]) -> Job:
         self._require(job, "review", "The outline can only be changed before it is written.")
-        job.outline = list(titles)
-        job.sections = [{"title": title, "text": "", "done": False} for title in titles]
         job.error = None
-        await self._reporter(job).publish("done")  # a fresh snapshot for every viewer
+        reporter = self._reporter(job)
+        reporter.set_outline(titles)
+        await reporter.publish("done")  # a fresh snapshot for every viewer
         return job
 
     async def rewrite_outline(self, job: Job, instruction: str, client: str) -> Job:
