@@ -53,7 +53,8 @@ class Job:
     options: dict = field(default_factory=dict)  # brief.Options as a record: length, tone, ...
     usage: dict = field(default_factory=dict)  # tokens paid for: prompt_tokens, completion_tokens
     # A part being written again for a job that was resting (`review` or `done`):
-    # {"what": "outline" | "section", "index": n, "instruction": "shorter"}.
+    # {"what": "outline" | "section", "index": n, "instruction": "shorter", "kept": {...}},
+    # `kept` holding the section and article a section's rewrite replaces until it finishes.
     redo: dict | None = None
 
     @property

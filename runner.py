@@ -152,6 +152,8 @@ def stop(job: Job, status: str, error: str | None = None) -> None:
         status, error or "it failed")
     for section in job.sections:
         section.pop("rewrite", None)
+    if kept := job.redo.get("kept"):  # the section and article as they were before the redo
+        job.sections[job.redo["index"]], job.article = kept["section"], kept["article"]
     job.status = "review" if job.redo["what"] == "outline" else "done"
     job.error = f"Writing {what} again did not finish ({reason}); the earlier one is kept."
     job.step = job.redo = None
@@ -268,7 +270,10 @@ class JobRunner:
         if not 0 <= index < len(job.sections):
             raise JobStateError(f"This article has no section {index + 1}.")
         await self._admit(client)
-        job.redo = {"what": "section", "index": index, "instruction": instruction}
+        # What the rewrite replaces (its section, then the restyled article) is kept until it
+        # has finished, so a rewrite or restyle that fails leaves both as they were.
+        kept = {"section": dict(job.sections[index]), "article": job.article}
+        job.redo = {"what": "section", "index": index, "instruction": instruction, "kept": kept}
         job.sections[index]["before_version"] = await self._latest_version(job)
         return await self._requeue(job, client)
 
@@ -280,9 +285,11 @@ class JobRunner:
             raise JobStateError("This section has not been written again; there is nothing to "
                                 "restore.")  # fmt: skip
         section["text"], section["previous"] = section["previous"], section["text"]
-        before = section.pop("before_version", None)
+        before = section.get("before_version")
         versions = {v.n: v for v in await self.store.versions(job.id)}
         if before in versions:
+            # Restoring again puts back the text and the article this restore replaces.
+            section["before_version"] = max(versions)
             await self._set_article(job, versions[before].article, f"restored v{before}")
         else:
             await self._reporter(job).publish("done")

@@ -257,6 +257,41 @@ def test_a_cancelled_rewrite_keeps_the_section_and_article_as_they_were(asgi, ll
     assert cancelled["sections"] == before["sections"] and cancelled["article"] == before["article"]
 
 
+def test_a_restyle_that_fails_after_a_rewrite_keeps_the_section_and_article_as_they_were(
+        asgi, llm):  # fmt: skip
+    job = create(asgi)
+    finished(asgi, job["id"])
+    before = api(asgi, job["id"])
+    llm.calls.clear()
+    llm.error_status, llm.error_kinds = 500, ("style",)  # the section is rewritten, then this
+    asgi.post(f"/api/jobs/{job['id']}/sections/1/regenerate", json={"instruction": "longer"})
+    wait_for(lambda: api(asgi, job["id"])["error"] is not None)
+    failed = api(asgi, job["id"])
+    assert failed["status"] == "done" and "did not finish" in failed["error"]
+    assert [c.kind for c in llm.calls][:2] == ["section", "style"]  # the style failed
+    assert failed["sections"] == before["sections"] and failed["article"] == before["article"]
+    versions = asgi.get(f"/api/jobs/{job['id']}/versions").json()["versions"]
+    assert [v["kind"] for v in versions] == ["styled"]
+    assert asgi.post(f"/api/jobs/{job['id']}/sections/1/restore").status_code == 409
+
+
+def test_restoring_a_section_again_puts_back_the_rewrite_and_its_article(asgi, llm):
+    job = create(asgi)
+    finished(asgi, job["id"])
+    before = api(asgi, job["id"])
+    asgi.post(f"/api/jobs/{job['id']}/sections/1/regenerate", json={"instruction": "shorter"})
+    wait_for(lambda: "anew" in api(asgi, job["id"])["sections"][0]["text"]
+             and api(asgi, job["id"])["status"] == "done")  # fmt: skip
+    rewritten = api(asgi, job["id"])
+    restored = asgi.post(f"/api/jobs/{job['id']}/sections/1/restore").json()
+    assert restored["sections"] == before["sections"] and restored["article"] == before["article"]
+    again = asgi.post(f"/api/jobs/{job['id']}/sections/1/restore").json()
+    assert again["sections"] == rewritten["sections"] and again["article"] == rewritten["article"]
+    versions = asgi.get(f"/api/jobs/{job['id']}/versions").json()["versions"]
+    assert [v["kind"] for v in versions] == ["styled", "section 1 rewritten", "restored v1",
+                                             "restored v2"]  # fmt: skip
+
+
 @pytest.mark.parametrize("n", ["0", "4", "x", "-1"])
 def test_unknown_sections_are_404(asgi, llm, n):
     job = create(asgi)
