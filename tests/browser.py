@@ -275,6 +275,16 @@ def seen(page: Page, selector: str, also: str = "true", timeout: float = WAIT) -
     )
 
 
+def htmx_settled(page: Page, timeout: float = WAIT) -> None:
+    """Wait until htmx has no request, swap or settle under way: it moves focus to a redrawn
+    control's `autofocus` only when it settles, so keys pressed before then can land anywhere."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')",
+        polling="raf",
+        timeout=timeout,
+    )
+
+
 def horizontal_overflow(page: Page) -> list[str]:
     """Elements that stick out past the viewport's right edge (outside scrolling boxes)."""
     return page.evaluate(

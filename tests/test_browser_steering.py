@@ -17,6 +17,7 @@ from tests.browser import (
     axe_violations,
     focus_ring,
     horizontal_overflow,
+    htmx_settled,
     job_id,
     screenshot,
     seen,
@@ -425,6 +426,8 @@ def test_the_outline_is_reviewed_and_a_section_written_again_by_keyboard_alone(
 
     press_until(page, "Remove section 1", "Shift+Tab")
     page.keyboard.press("Space")
+    expect(page.locator(TITLES)).to_have_count(2)
+    htmx_settled(page)
     expect(page.locator("#remove-0")).to_be_focused()  # the section that took its place
     assert titles(page) == ["Tides: part 3", "Tides: part 1"]
 
@@ -433,11 +436,13 @@ def test_the_outline_is_reviewed_and_a_section_written_again_by_keyboard_alone(
     page.keyboard.type("Why the moon matters")
     page.keyboard.press("Enter")  # Enter in a title renames it
     wait_for(lambda: api(client, job)["outline"][1] == "Why the moon matters")
+    htmx_settled(page)
     expect(page.locator("#title-1")).to_be_focused()
     press_until(page, "New section")
     page.keyboard.type("Reading a tide table")
     page.keyboard.press("Enter")
     expect(page.locator(TITLES)).to_have_count(3)
+    htmx_settled(page)
     expect(page.locator("#new-title")).to_be_focused()  # ready for another
     assert api(client, job)["outline"] == ["Tides: part 3", "Why the moon matters",
                                            "Reading a tide table"]  # fmt: skip
@@ -463,6 +468,7 @@ def test_the_outline_is_reviewed_and_a_section_written_again_by_keyboard_alone(
     press_until(page, "Restore previous")
     page.keyboard.press("Space")
     expect(page.locator("#section-0 .prose")).not_to_contain_text("anew")
+    expect(page.locator("#job-title")).to_be_focused()  # htmx has settled: Tab from there
 
     # Nothing holds the keyboard: Tab goes all the way round the page, and back again.
     expect(page.locator("#section-0 details.changes")).not_to_have_attribute("open", "")
