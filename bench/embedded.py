@@ -1,8 +1,8 @@
 """The embedded model as the app runs it, and the app's flow timed step by step: what
 bench/local_default.py and bench/local_quality.py both measure.
 
-This module imports `draftline`: bench/local_quality.py's worker imports it only once it has made
-`draftline` the product code under test (import_product).
+This module imports `draftline`: bench/local_quality.py's worker imports it with `draftline` on its
+PYTHONPATH pointing at the tree under test (the current one, or a baseline's worktree).
 """
 
 from __future__ import annotations

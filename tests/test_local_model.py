@@ -239,7 +239,7 @@ FAKE_LLAMA = Path(__file__).parent / "fake_llama"  # a stand-in for llama_cpp.se
 
 @pytest.fixture
 def fake_gguf(tmp_path, monkeypatch) -> Path:
-    """The child `python -m local_model` will start the fake server instead of llama.cpp's."""
+    """The child `python -m draftline.local_model` will start the fake server instead of llama.cpp's."""
     monkeypatch.setenv("PYTHONPATH", str(FAKE_LLAMA))
     path = tmp_path / "fake.gguf"
     path.write_bytes(b"GGUF")
