@@ -45,11 +45,16 @@ def section_index(request: Request, job: Job) -> int:
     return index
 
 
-def version_number(request: Request) -> int:
+async def version_number(request: Request, job: Job) -> int:
+    """The `{v}` of a version's URL, if the job has that version: 404 otherwise, as for an
+    unknown section (a version that is not there is a missing thing, not the job's state)."""
     try:
-        return int(request.path_params["v"])
+        n = int(request.path_params["v"])
     except ValueError:
-        raise HTTPException(404, "There is no such version.") from None
+        n = None
+    if n is None or n not in {v.n for v in await request.app.state.store.versions(job.id)}:
+        raise HTTPException(404, f"This article has no version {request.path_params['v']}.")
+    return n
 
 
 def edited_outline(job: Job, form: dict[str, list[str]]) -> list[str]:
@@ -171,7 +176,7 @@ async def versions_page(request: Request) -> Response:
 
 async def restore_version(request: Request) -> Response:
     job = await get_job(request)
-    await runner(request).restore_version(job, version_number(request))
+    await runner(request).restore_version(job, await version_number(request, job))
     return back_to_job(request, job)
 
 
@@ -224,7 +229,7 @@ async def api_versions(request: Request) -> Response:
 
 async def api_restore_version(request: Request) -> Response:
     job = await get_job(request)
-    job = await runner(request).restore_version(job, version_number(request))
+    job = await runner(request).restore_version(job, await version_number(request, job))
     return JSONResponse(job_json(request, job))
 
 

@@ -227,7 +227,11 @@ def test_an_edit_makes_a_version_and_any_version_can_be_restored(asgi, llm):
     assert api(asgi, job["id"])["article"] == first
     assert asgi.get(f"/api/jobs/{job['id']}/versions").json()["versions"][-1]["kind"] == (
         "restored v1")  # fmt: skip
-    assert asgi.post(f"/api/jobs/{job['id']}/versions/9/restore").status_code == 409
+    unknown = asgi.post(f"/api/jobs/{job['id']}/versions/9/restore")
+    assert unknown.status_code == 404 and unknown.json() == {
+        "error": "This article has no version 9."}  # fmt: skip
+    assert asgi.post(f"/jobs/{job['id']}/versions/9/restore").status_code == 404
+    assert len(asgi.get(f"/api/jobs/{job['id']}/versions").json()["versions"]) == 4  # none added
     bad = asgi.put(f"/api/jobs/{job['id']}/article", json={"article": "  "})
     assert bad.status_code == 422
     assert asgi.post(f"/jobs/{job['id']}/article", data={"article": ""}).status_code == 422
