@@ -3,7 +3,8 @@ go back to an earlier version. Each action is a plain form (it works without Jav
 htmx enhances, and a JSON route under /api/.
 
 Handlers parse input, make one call to the runner, and answer; the runner checks that the action
-fits the job's state (409 otherwise) and keeps every change as a stored fact.
+fits the job's state (409 otherwise) and keeps every change as a stored fact. The edit form checks
+the state first too, to give its page back with the person's text rather than an error page.
 """
 
 from __future__ import annotations
@@ -163,9 +164,18 @@ async def save_article(request: Request) -> Response:
     try:
         article = clean_article(text)
     except BriefError as exc:
-        return render(request, "edit.html", 422, job=job, article=text, error=str(exc))
+        return edit_refused(request, job, text, str(exc), 422)
+    if job.status != "done":  # a section is being written again: keep what the person typed
+        return edit_refused(request, job, text, "The article is being written again. Your text "
+                            "is kept here: save it once the article is done.", 409)  # fmt: skip
     await runner(request).edit_article(job, article)
     return back_to_job(request, job)
+
+
+def edit_refused(request: Request, job: Job, text: str, error: str, status: int) -> Response:
+    """The edit page again, with the text as typed and why it was not saved above it."""
+    return render(request, "edit.html", status, job=job, article=text, error=error,
+                  invalid=status == 422)  # fmt: skip
 
 
 async def versions_page(request: Request) -> Response:

@@ -5,11 +5,14 @@ restart, which run the app under uvicorn (`client`, `start_app`)."""
 
 from __future__ import annotations
 
+import html
 import io
+import re
 
 import docx
 import pytest
 
+from tests.html_checks import TagCollector
 from tests.jobs_api import api, create, finished
 from tests.sse import read_events, wait_for
 
@@ -247,6 +250,38 @@ def test_saving_while_a_section_is_written_again_answers_409(asgi, llm):
     assert asgi.post(f"/api/jobs/{job['id']}/sections/2/regenerate", json={}).status_code == 409
     finished(asgi, job["id"])
     assert api(asgi, job["id"])["status"] == "done"
+
+
+def attributes(tag: str) -> dict:
+    """The attributes of one start tag, as a browser reads them."""
+    parser = TagCollector()
+    parser.feed(tag)
+    return parser.tags[0][1]
+
+
+def test_a_form_save_refused_while_a_section_is_written_again_keeps_the_typed_text(asgi, llm):
+    job = create(asgi)
+    finished(asgi, job["id"])
+    before = api(asgi, job["id"])["article"]
+    llm.token_delay = 0.05
+    asgi.post(f"/api/jobs/{job['id']}/sections/1/regenerate", json={})
+    assert api(asgi, job["id"])["status"] in ("queued", "running")
+    typed = '# Mine\n\nTyped by hand: <b>bold</b> & "kept".'
+    page = asgi.post(f"/jobs/{job['id']}/article", data={"article": typed})
+    assert page.status_code == 409
+    assert "You can edit it once it is done" not in page.text  # the form, not the notice
+    message = re.search(r'<p id="article-error" class="error" role="alert">([^<]+)</p>\s*'
+                        r'<textarea ([^>]*)>([^<]*)</textarea>', page.text)  # fmt: skip
+    assert message, "no message right above the text box"
+    assert "being written again" in message[1]
+    assert html.unescape(message[3]) == typed  # what was typed, as typed
+    box = attributes(f"<textarea {message[2]}>")
+    assert box["aria-describedby"] == "article-error" and "autofocus" in box
+    assert "aria-invalid" not in box  # the text is fine; only the moment is wrong
+    asgi.post(f"/api/jobs/{job['id']}/cancel")
+    assert api(asgi, job["id"])["article"] == before  # nothing was saved
+    versions = asgi.get(f"/api/jobs/{job['id']}/versions").json()["versions"]
+    assert [v["kind"] for v in versions] == ["styled"]
 
 
 def test_a_cancelled_rewrite_keeps_the_section_and_article_as_they_were(asgi, llm):
