@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 
 import docx
 import pytest
 
+from draftline.brief import MAX_INSTRUCTION_LENGTH
 from tests.html_checks import TagCollector
 from tests.jobs_api import api, create, finished
 from tests.sse import read_events, wait_for
@@ -337,3 +339,127 @@ def test_unknown_sections_are_404(asgi, llm, n):
     finished(asgi, job["id"])
     assert asgi.post(f"/api/jobs/{job['id']}/sections/{n}/regenerate", json={}).status_code == 404
     assert asgi.post(f"/jobs/{job['id']}/sections/{n}/regenerate", data={}).status_code == 404
+
+
+# What every steering route of the API refuses, and how: always `{"error": "..."}`
+
+UNKNOWN_JOB = "AAAAAAAAAAAA"  # a job id's shape (token_urlsafe(9)), of no job
+ROUTES = {  # each steering route of the API: its method, its path after the job's, a good body
+    "set outline": ("PUT", "/outline", {"titles": ["One"]}),
+    "plan outline again": ("POST", "/outline/regenerate", {"instruction": "fewer"}),
+    "write": ("POST", "/write", None),
+    "rewrite section": ("POST", "/sections/1/regenerate", {"instruction": "shorter"}),
+    "restore section": ("POST", "/sections/1/restore", None),
+    "save article": ("PUT", "/article", {"article": "# Mine"}),
+    "versions": ("GET", "/versions", None),
+    "restore version": ("POST", "/versions/1/restore", None),
+}
+TAKES_JSON = [name for name, (_, _, body) in ROUTES.items() if body is not None]
+TOO_LONG = "x" * (MAX_INSTRUCTION_LENGTH + 1)
+
+
+def refused(answer, status: int, message: str) -> None:
+    """`answer` is `status` with `{"error": ...}` alone, its message containing `message`."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    body = answer.json()
+    assert list(body) == ["error"] and message in body["error"], body
+
+
+def send(client, route: str, job_id: str, content_type: str | None = None,
+         body: object = "the route's own") -> object:  # fmt: skip
+    """Call `route` of the API for `job_id`: with its good body, or this one (bytes are sent as
+    they are, anything else as JSON), under this Content-Type."""
+    method, path, good = ROUTES[route]
+    body = good if body == "the route's own" else body
+    content = body if isinstance(body, bytes) else None if body is None else json.dumps(body)
+    headers = {"Content-Type": content_type or "application/json"} if content is not None else {}
+    return client.request(method, f"/api/jobs/{job_id}{path}", content=content, headers=headers)
+
+
+def job_in(client, llm, state: str) -> str:
+    """A job's id, in `state`: `review` (its outline waits), `done`, or `rewriting` (done, and
+    section 1 is being written again, slowly enough to last the test)."""
+    job = client.post("/api/jobs", json={"topic": "Tides", "review_outline": state == "review"})
+    job_id = job.json()["id"]
+    settled(client, job_id)
+    if state == "rewriting":
+        llm.token_delay = 0.2
+        assert client.post(f"/api/jobs/{job_id}/sections/1/regenerate", json={}).status_code == 202
+    rewriting = ("queued", "running")
+    assert api(client, job_id)["status"] in (rewriting if state == "rewriting" else (state,))
+    return job_id
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_steering_route_answers_404_in_json_for_an_unknown_job(asgi, llm, route):
+    refused(send(asgi, route, UNKNOWN_JOB), 404, "There is no article with that id")
+    assert not llm.calls
+
+
+REFUSALS = [
+    # the route, the job's state, the Content-Type, the body, the answer, part of its message
+    *[(route, "review" if "outline" in route else "done", "text/plain", json.dumps(
+        ROUTES[route][2]).encode(), 415, "Content-Type: application/json")
+      for route in TAKES_JSON],
+    ("set outline", "review", "application/x-www-form-urlencoded", b"titles=One", 415,
+     "Content-Type: application/json"),
+    ("save article", "done", "application/x-www-form-urlencoded", b"article=Mine", 415,
+     "Content-Type: application/json"),
+    *[(route, "review" if "outline" in route else "done", None, b'{"titles": ["One"', 400,
+       "not valid JSON") for route in TAKES_JSON],
+    ("rewrite section", "done", None, b"shorter", 400, "not valid JSON"),
+    ("save article", "done", None, b"\xff\xfe{}", 400, "not valid JSON"),  # not UTF-8
+    ("set outline", "review", None, ["One"], 422, "Send a JSON object."),
+    ("plan outline again", "review", None, {"instruction": TOO_LONG}, 422,
+     f"Please keep the instruction to {MAX_INSTRUCTION_LENGTH} characters (this one has "
+     f"{MAX_INSTRUCTION_LENGTH + 1})."),
+    ("rewrite section", "done", None, {"instruction": TOO_LONG}, 422,
+     f"Please keep the instruction to {MAX_INSTRUCTION_LENGTH} characters"),
+    ("plan outline again", "review", None, {"instruction": 3}, 422,
+     "The instruction must be text."),
+    ("rewrite section", "done", None, {"instruction": ["shorter"]}, 422,
+     "The instruction must be text."),
+    ("set outline", "review", None, {"titles": ["One", 2]}, 422,
+     "Send the titles as a list of strings."),
+    ("set outline", "review", None, {}, 422, "Send the titles as a list of strings."),
+    ("save article", "done", None, {"article": 3}, 422,
+     "Send the article as a string of Markdown."),
+    ("save article", "done", None, {"article": ["# Mine"]}, 422,
+     "Send the article as a string of Markdown."),
+    ("save article", "done", None, {}, 422, "Send the article as a string of Markdown."),
+    ("restore section", "done", None, None, 409, "there is nothing to restore"),
+    ("plan outline again", "done", None, {"instruction": ""}, 409,
+     "can only be planned again before it is written"),
+    ("plan outline again", "rewriting", None, {"instruction": ""}, 409,
+     "can only be planned again before it is written"),
+    ("restore version", "rewriting", None, None, 409, "restore it once it is done"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("route, state, content_type, body, status, message", REFUSALS,
+                         ids=[f"{r[0]}-{r[1]}-{r[4]}-{i}" for i, r in enumerate(REFUSALS)])
+def test_the_steering_api_refuses_what_does_not_fit_with_a_json_error(
+        asgi, llm, route, state, content_type, body, status, message):  # fmt: skip
+    job_id = job_in(asgi, llm, state)
+    before, calls = api(asgi, job_id), len(llm.calls)
+    versions = asgi.get(f"/api/jobs/{job_id}/versions").json()
+
+    refused(send(asgi, route, job_id, content_type, body), status, message)
+    assert asgi.get(f"/api/jobs/{job_id}/versions").json() == versions  # nothing was kept
+    if state == "rewriting":  # the rewrite goes on as it was
+        assert api(asgi, job_id)["status"] in ("queued", "running")
+        asgi.post(f"/api/jobs/{job_id}/cancel")
+    else:  # nothing changed, nothing started
+        assert api(asgi, job_id) == before and len(llm.calls) == calls
+
+
+@pytest.mark.parametrize("route", ["plan outline again", "rewrite section"])
+def test_an_instruction_as_long_as_the_limit_is_taken(asgi, llm, route):
+    job_id = job_in(asgi, llm, "review" if "outline" in route else "done")
+    instruction = "shorter, " * 33 + "yes"  # words, as a person types them
+    assert len(instruction) == MAX_INSTRUCTION_LENGTH == 300  # as README says
+    assert send(asgi, route, job_id, body={"instruction": instruction}).status_code == 202
+    settled(asgi, job_id, ("review",) if "outline" in route else ("done",))
+    assert instruction in llm.calls[-1 if "outline" in route else -2].request["messages"][-1][
+        "content"]  # fmt: skip
