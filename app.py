@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import sys
@@ -35,7 +36,8 @@ from .brief import (
 from .config import Settings, SettingsError
 from .jobs import Job, Prices
 from .runner import JobRunner, JobStateError, TooManyJobs
-from .store import StorageError, open_store
+from .shared_queue import SharedQueue
+from .store import StorageError, StoreInUse, check_not_in_use, open_store
 from .streams import (
     ReleasedAfter,
     StreamSlots,
@@ -327,8 +329,11 @@ async def lifespan(app: Starlette):
     # The embedded default when no OPENAI_* is set: it points the LLM at its server.
     local = await local_model.start(settings, app.state.llm.use)
     app.state.store = open_store(settings.store_url)
-    app.state.runner = JobRunner(app.state.store, settings, app.state.llm)
-    await app.state.runner.interrupt_unfinished()
+    # Sharing Redis, jobs wait in one line for every process: whichever has a slot runs them.
+    shared = SharedQueue(settings.store_url, settings.max_running_jobs) if (
+        settings.store_is_shared) else None  # fmt: skip
+    app.state.runner = JobRunner(app.state.store, settings, app.state.llm, shared)
+    await app.state.runner.start()
     app.state.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams)
     yield
     await app.state.runner.shutdown()
@@ -359,18 +364,42 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="draftline", description="Watch an LLM write an article, live in your browser. "
+        "Settings come from the environment (README: Settings).")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="app processes to start (more than 1 needs DRAFTLINE_STORE=redis://)")
+    workers = parser.parse_args(argv).workers
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         sys.exit(f"draftline: not starting. {exc}")
-    if refusal := security.refuse_to_start(settings):
+    if refusal := security.refuse_to_start(settings) or refuse_workers(settings, workers):
         sys.exit(f"draftline: not starting. {refusal}")
     # uvicorn builds the app with create_app(), which reads the same environment.
     # Idle keep-alive connections close after 5 s, half-sent requests after DRAFTLINE_READ_TIMEOUT,
     # and headers past 16 KiB get 400.
     uvicorn.run("draftline.app:create_app", factory=True, host=settings.host, port=settings.port,
-                log_level=settings.log_level,
+                log_level=settings.log_level, workers=workers,
                 timeout_graceful_shutdown=10, timeout_keep_alive=5,
-                http=security.read_deadline(settings.read_timeout),
+                http=security.DeadlineH11Protocol,
                 h11_max_incomplete_event_size=16 * 1024)  # fmt: skip
+
+
+def refuse_workers(settings: Settings, workers: int) -> str | None:
+    """Why these workers cannot start: too few, more than one on SQLite (its queue and running
+    slots are one process's memory), or a SQLite file another process already serves."""
+    if workers < 1:
+        return "--workers must be at least 1."
+    if settings.store_is_shared:
+        return None
+    if workers > 1:
+        return (f"--workers {workers} needs a store that several processes can share: set "
+                "DRAFTLINE_STORE=redis://host:6379/0 (README: More than one process). The SQLite "
+                "store serves one process.")  # fmt: skip
+    try:
+        check_not_in_use(settings.store_url)
+    except StoreInUse as exc:
+        return f"{str(exc)[0].upper()}{str(exc)[1:]}"
+    return None

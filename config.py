@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     def llm_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
 
+    @property
+    def store_is_shared(self) -> bool:
+        """Redis: any number of processes may share the store (SQLite serves one)."""
+        return self.store_url.startswith(("redis://", "rediss://"))
+
     @classmethod
     def from_env(cls) -> Settings:
         """The settings the environment gives, or SettingsError naming each variable that is

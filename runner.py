@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -23,11 +25,20 @@ from .outline import OutlineError
 from .pocketflow_nodes import create_article_flow, create_section_flow
 from .store import JobStore, StorageError
 
+if TYPE_CHECKING:
+    from .shared_queue import SharedQueue
+
 log = logging.getLogger("draftline.runner")
 
 # Streaming text is published at most this often per section (a few updates a second).
 STREAM_INTERVAL = 0.25
 RESUMABLE = frozenset({"failed", "cancelled", "interrupted"})
+# Sharing Redis: how often each process looks for jobs whose process died, and how long a job
+# must have been quiet, and out of the shared queue, before it counts as one of them.
+LOST_CHECK_EVERY = 2.0
+LOST_AFTER = 5.0
+# How long a cancel waits for the process that runs the job to stop it and say so.
+REMOTE_STOP_WAIT = 5.0
 NOT_SAVED = (
     "Draftline could not save this article: its disk is full or read-only. What was saved is "
     "kept; free some space, then press Retry."
@@ -69,13 +80,15 @@ class JobReporter:
         self.ended = False
         self._last_sent: dict[str, float] = {}
 
-    async def publish(self, key: str) -> None:
+    async def publish(self, key: str, if_status: str | None = None) -> None:
+        """Save the job and send the change; with `if_status`, only while the stored job still
+        has that status (store.JobStore.publish)."""
         if self.ended:
             raise JobEnded(self.job.id)
         self.ended = key == "done"
         self._last_sent[key] = time.monotonic()
         name = "done" if key == "done" else "update"
-        await self.store.publish(self.job, key, name, self.job.event_data(key))
+        await self.store.publish(self.job, key, name, self.job.event_data(key), if_status)
 
     async def step(self, name: str) -> None:
         self.job.step = name
@@ -166,11 +179,18 @@ def version_kind(job: Job) -> str:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, settings: Settings, llm: LLM):
+    """Runs jobs in this process. Alone (SQLite), it also keeps the line jobs wait in, in
+    memory; with a `shared` queue (Redis), jobs wait in that line, and whichever process has
+    a free slot runs the next one."""
+
+    def __init__(self, store: JobStore, settings: Settings, llm: LLM,
+                 shared: SharedQueue | None = None):  # fmt: skip
         self.store = store
         self.settings = settings
         self.llm = llm  # the flow's, in its shared store
-        self.tasks: dict[str, asyncio.Task] = {}
+        self.shared = shared
+        self.tasks: dict[str, asyncio.Task] = {}  # running in this process
+        self._watching: asyncio.Task | None = None
         self._slots = asyncio.Semaphore(settings.max_running_jobs)
         self._queue: list[Job] = []  # waiting for a slot, first in line first
         self._deleting: set[str] = set()  # stopped for deletion: nothing more to publish
@@ -179,15 +199,28 @@ class JobRunner:
         self._starts = MovingWindowRateLimiter(MemoryStorage())
         self._per_minute = RateLimitItemPerMinute(settings.jobs_per_minute)
 
+    async def start(self) -> None:
+        """At start-up. Alone, every job an earlier process left queued or running is not
+        running now. Sharing a queue, other processes may be running theirs: this one starts
+        taking jobs from the line, and looks out for jobs whose process died."""
+        if self.shared is None:
+            await self.interrupt_unfinished()
+            return
+        await self.shared.start(self._run_shared)
+        self._watching = asyncio.create_task(self._watch_for_lost_jobs(), name="draftline-lost")
+
     async def interrupt_unfinished(self) -> None:
-        """At start-up: a job the previous process left queued or running is not running now."""
+        """A job the previous process left queued or running is not running now."""
         for job in await self.store.with_status(("queued", "running")):
-            stop(job, "interrupted")
-            job.queue_position = None
-            try:
-                await self._reporter(job).publish("done")
-            except StorageError:
-                log.error("could not mark job %s interrupted: the store cannot save", job.id)
+            await self._interrupt(job)
+
+    async def _interrupt(self, job: Job, if_status: str | None = None) -> None:
+        stop(job, "interrupted")
+        job.queue_position = None
+        try:
+            await self._reporter(job).publish("done", if_status)
+        except StorageError:
+            log.error("could not mark job %s interrupted: the store cannot save", job.id)
 
     def _reporter(self, job: Job) -> JobReporter:
         return JobReporter(self.store, job, budget=self.settings.max_tokens_per_job)
@@ -197,7 +230,7 @@ class JobRunner:
     async def submit(self, topic: str, client: str, options: Options | None = None) -> Job:
         await self._admit(client)
         job = await self.store.create(topic, client, (options or Options()).to_record())
-        self._start(job)
+        await self._dispatch(job)
         return job
 
     async def _admit(self, client: str) -> None:
@@ -220,6 +253,8 @@ class JobRunner:
                 f"already {job.status}")  # fmt: skip
             raise JobStateError(f"This article is {state}; there is nothing to cancel.")
         task = self.tasks.get(job.id)
+        if task is None and self.shared is not None:
+            return await self._cancel_shared(job)
         if task is None:  # not running here (its end was never saved): never leave it stuck
             job.status = "cancelled"
             await self._reporter(job).publish("done")
@@ -324,7 +359,7 @@ class JobRunner:
         await self.store.discard_event(job.id, "done")
         job.status, job.error, job.client = "queued", None, client
         await self.store.save(job)  # before responding, so the redirected page is already live
-        self._start(job)
+        await self._dispatch(job)
         return job
 
     async def delete(self, job: Job) -> None:
@@ -337,34 +372,48 @@ class JobRunner:
             task.cancel()
             await asyncio.wait([task])
             self._deleting.discard(job.id)
+        elif self.shared is not None and await self.shared.abort(job.id, "deleted"):
+            await self._renumber_shared()  # it waited, or runs in another process: it stops
 
     async def shutdown(self) -> None:
         """Stop every job; each ends `interrupted`, keeping what it finished. Idempotent."""
         self._stopping = True
+        if self._watching is not None:
+            self._watching.cancel()
         for task in list(self.tasks.values()):
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        if self.shared is not None:
+            await self.shared.close()
+            self.shared = None
 
     # Running
 
-    def _start(self, job: Job) -> None:
+    async def _dispatch(self, job: Job) -> None:
+        """Send the job to wait for a slot: this process's, or any process's on the shared
+        queue."""
+        if self.shared is None:
+            self._start(job)
+            return
+        await self.shared.enqueue(job.id)
+        await self._renumber_shared()
+
+    def _start(self, job: Job) -> asyncio.Task:
         task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
         self.tasks[job.id] = task
         task.add_done_callback(lambda _: self.tasks.pop(job.id, None))
+        return task
 
     async def _run(self, job: Job) -> None:
         reporter = self._reporter(job)
         try:
-            await self._wait_for_slot(job)
-            try:
+            async with self._slot(job):
                 job.status = "running"
                 await reporter.publish("job")
                 async with asyncio.timeout(self.settings.job_deadline):
                     ended = await self._flow(job, reporter)
                 job.status = "review" if ended == "review" else "done"
                 job.step = job.redo = job.error = None
-            finally:
-                self._slots.release()
         except asyncio.CancelledError:
             stopped = "interrupted" if self._stopping else "cancelled"
             log.info("job %s %s", job.id, stopped)
@@ -380,7 +429,7 @@ class JobRunner:
                 try:  # viewers get it even if it cannot be saved
                     await reporter.publish("done")
                 except StorageError:
-                    log.error("job %s ended %s, which could not be saved", job.id, job.status)
+                    await self._log_unsaved_end(job)
 
     def _failure(self, job: Job, exc: Exception) -> str:
         """What a person reads about why the job failed."""
@@ -395,6 +444,25 @@ class JobRunner:
             return NOT_SAVED
         log.error("job %s crashed", job.id, exc_info=exc)
         return "Something went wrong on our side; see the server log."
+
+    async def _log_unsaved_end(self, job: Job) -> None:
+        with contextlib.suppress(StorageError):
+            if await self.store.get(job.id) is None:  # deleted, by another process
+                log.info("job %s was deleted while it ran", job.id)
+                return
+        log.error("job %s ended %s, which could not be saved", job.id, job.status)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, job: Job) -> AsyncIterator[None]:
+        """One of this process's slots for the job. On the shared queue, the queue gave it."""
+        if self.shared is not None:
+            yield
+            return
+        await self._wait_for_slot(job)
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     async def _wait_for_slot(self, job: Job) -> None:
         if not self._slots.locked():
@@ -415,6 +483,84 @@ class JobRunner:
                 waiting.queue_position = position
                 with contextlib.suppress(StorageError):  # a place in line: viewers still see it
                     await self._reporter(waiting).publish("job")
+
+    # Sharing a queue with other processes (Redis)
+
+    async def _run_shared(self, job_id: str) -> None:
+        """The shared queue gave this process the job: run it in one of its slots. Cancelled
+        from outside (aborted through the queue: cancelled or deleted in another process, or
+        this one is stopping), it stops the job and lets the cancellation through."""
+        if self._stopping:
+            raise asyncio.CancelledError  # back in line, for another process
+        job = await self.store.get(job_id)
+        if job is None or job.status != "queued":
+            return  # deleted, cancelled or interrupted while it waited
+        log.info("job %s running here", job.id)
+        task = self._start(job)
+        await self._renumber_shared()
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait([task])
+            raise
+
+    async def _cancel_shared(self, job: Job) -> Job:
+        """Cancel a job that is not running here: still in line, or running in another
+        process, which stops it (within SharedQueue.ABORT_EVERY) and says so."""
+        was = await self.shared.abort(job.id, "cancelled")
+        if was == "active":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(REMOTE_STOP_WAIT):
+                    while job is not None and not job.is_final:
+                        await self.store.wait_for_events(job.id, job.last_seq)
+                        job = await self.store.get(job.id)
+        current = await self.store.get(job.id) if job is not None else None
+        if current is None:
+            raise JobStateError("This article has been deleted.")
+        if not current.is_final:  # it was in line, or its process did not answer
+            current.status, current.queue_position = "cancelled", None
+            await self._reporter(current).publish("done")
+        if was == "queued":
+            await self._renumber_shared()
+        return current
+
+    async def _renumber_shared(self) -> None:
+        """Each job in line shows its place, the same from every process. A place is saved
+        only while the job still waits, so a job another process has just started keeps its
+        status; two processes renumbering at once both write what the line says."""
+        for position, job_id in enumerate(await self.shared.waiting(), 1):
+            job = await self.store.get(job_id)
+            if job is None or job.status != "queued" or job.queue_position == position:
+                continue
+            job.queue_position = position
+            with contextlib.suppress(StorageError):  # a place in line: viewers still see it
+                await self._reporter(job).publish("job", if_status="queued")
+
+    async def _watch_for_lost_jobs(self) -> None:
+        while True:
+            await asyncio.sleep(LOST_CHECK_EVERY)
+            try:
+                await self.interrupt_lost()
+            except StorageError:
+                pass  # the store logged it; look again later
+            except Exception:  # without this task, a dead process's jobs would never end
+                log.exception("could not look for jobs whose process died")
+
+    async def interrupt_lost(self) -> None:
+        """A job the store has queued or running that is neither in line nor running in a
+        live process lost its process (the shared queue swept it after its heartbeats
+        stopped): it ends `interrupted`, keeping every finished part, ready to resume."""
+        unfinished = await self.store.with_status(("queued", "running"))
+        if not unfinished:
+            return
+        in_flight = await self.shared.in_flight()
+        quiet_since = time.time() - LOST_AFTER
+        for job in unfinished:
+            if job.id in in_flight or job.id in self.tasks or job.updated_at > quiet_since:
+                continue
+            log.warning("job %s lost its process; it is interrupted", job.id)
+            await self._interrupt(job, if_status=job.status)
 
     async def _flow(self, job: Job, reporter: JobReporter) -> str | None:
         """Run the job's flow; returns its last action ("review" when it stopped for review)."""

@@ -8,6 +8,7 @@ like every other error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import ipaddress
 import secrets
@@ -285,7 +286,6 @@ class DeadlineH11Protocol(H11Protocol):
     the connection is dropped. A request that has arrived may take as long as its answer does
     (an event stream stays open for hours)."""
 
-    read_timeout = 10.0
     _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -304,7 +304,7 @@ class DeadlineH11Protocol(H11Protocol):
     def _arm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
-        self._deadline = self.loop.call_later(self.read_timeout, self._expire)
+        self._deadline = self.loop.call_later(_read_timeout(), self._expire)
 
     def _expire(self) -> None:
         arriving = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)  # headers, then the body
@@ -312,6 +312,8 @@ class DeadlineH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def read_deadline(seconds: float) -> type[DeadlineH11Protocol]:
-    """The protocol class for uvicorn's `http=`, with this deadline."""
-    return type("DeadlineH11Protocol", (DeadlineH11Protocol,), {"read_timeout": seconds})
+@functools.cache
+def _read_timeout() -> float:
+    """DRAFTLINE_READ_TIMEOUT, read once per process: uvicorn starts each of its --workers with
+    this class (by name) and the environment `draftline` was started with."""
+    return Settings.from_env().read_timeout

@@ -18,7 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import views
 from .jobs import Event, Job, Prices
-from .store import JobStore
+from .store import JobStore, StorageError
+
+STORE_AWAY_RETRY = 0.5  # seconds between looks at a store that cannot be read
 
 
 def parse_last_event_id(raw: str | None, job: Job) -> int | None:
@@ -72,23 +74,26 @@ async def _events(store: JobStore, job: Job, last_event_id: int | None,
     else:
         cursor = last_event_id
     while True:
-        events = await store.events_after(job.id, cursor)
-        if events:
-            cursor = events[-1].seq
-            # One write for everything pending; each event is encoded once for all its viewers.
-            yield b"".join(_encoded(e, prices) for e in events)
-            if events[-1].name == "done":
-                return
-            continue
-        if not await store.is_live(job.id):
-            current = await store.get(job.id)
-            if current is None:
-                yield {"id": str(cursor), "event": "done", "data": views.deleted_notice()}
-                return
-            if current.is_final:  # it ended before this viewer's cursor could see it
-                yield done_event(current, prices)
-                return
-        await store.wait_for_events(job.id, cursor)
+        try:
+            events = await store.events_after(job.id, cursor)
+            if events:
+                cursor = events[-1].seq
+                # One write for everything pending; each event is encoded once for all viewers.
+                yield b"".join(_encoded(e, prices) for e in events)
+                if events[-1].name == "done":
+                    return
+                continue
+            if not await store.is_live(job.id):
+                current = await store.get(job.id)
+                if current is None:
+                    yield {"id": str(cursor), "event": "done", "data": views.deleted_notice()}
+                    return
+                if current.is_final:  # it ended before this viewer's cursor could see it
+                    yield done_event(current, prices)
+                    return
+            await store.wait_for_events(job.id, cursor)
+        except StorageError:  # the store is away (Redis restarting): the viewer waits for it
+            await asyncio.sleep(STORE_AWAY_RETRY)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,6 +7,7 @@ same Protocol and pass the same contract tests (tests/test_store_contract.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -21,6 +22,18 @@ class StorageError(Exception):
         super().__init__(
             message or "Draftline cannot save right now: its disk is full or read-only. "
             "Nothing saved so far is lost; free some space, then try again."
+        )
+
+
+class StoreInUse(Exception):
+    """Another process serves from this SQLite file: SQLite serves one process; several share
+    Redis."""
+
+    def __init__(self, path: object):
+        super().__init__(
+            f"another Draftline process is already using {path}. The SQLite store serves one "
+            "process: for more than one, set DRAFTLINE_STORE=redis://host:6379/0 (README: More "
+            "than one process)."
         )
 
 
@@ -54,11 +67,14 @@ class JobStore(Protocol):
 
     # Events
 
-    async def publish(self, job: Job, key: str, name: str, data: str) -> Event:
+    async def publish(self, job: Job, key: str, name: str, data: str,
+                      if_status: str | None = None) -> Event | None:  # fmt: skip
         """Save the job and record an event superseding earlier ones with the same key.
 
-        If it cannot be saved, the event still reaches the job's current viewers (so a final
-        `done` still ends their streams), and then StorageError is raised."""
+        With `if_status`, only while the stored job still has that status (another process may
+        have moved it on since this copy was read); otherwise nothing is saved or sent, and the
+        answer is None. If it cannot be saved, the event still reaches the job's current viewers
+        (so a final `done` still ends their streams), and then StorageError is raised."""
 
     async def discard_event(self, job_id: str, key: str) -> None:
         """Forget the job's event with this key (a resumed job's old `done`)."""
@@ -99,3 +115,16 @@ def open_store(url: str) -> JobStore:
     from .sqlite import SQLiteJobStore
 
     return SQLiteJobStore(sqlite_path(url))
+
+
+def check_not_in_use(url: str) -> None:
+    """StoreInUse if another process already serves from this SQLite store; Redis is meant to
+    be shared. Only a look: the store that opens it takes the lock for itself."""
+    if url.startswith(("redis://", "rediss://")):
+        return
+    from ..config import sqlite_path
+    from .sqlite import claim
+
+    path = sqlite_path(url)
+    if path.exists():
+        os.close(claim(path))

@@ -80,11 +80,13 @@ if redis.call('EXISTS', job) == 0 then return 0 end
 put(ARGV[3], ARGV[4], ARGV[5])
 return 1
 """
-# ARGV: prefix, id, record, status, client, key, event, lowest seq, event name, channel.
-# The new seq, or 0 for a deleted job. The lowest seq keeps ids above those this process handed
-# out from memory while Redis was away, so its viewers' cursors never run ahead of the job.
+# ARGV: prefix, id, record, status, client, key, event, lowest seq, event name, channel, the
+# status the stored job must have ('' for any). The new seq, 0 for a deleted job, -1 for a job
+# whose status is not that one. The lowest seq keeps ids above those this process handed out
+# from memory while Redis was away, so its viewers' cursors never run ahead of the job.
 _PUBLISH = _LUA_JOB + """
 if redis.call('EXISTS', job) == 0 then return 0 end
+if ARGV[11] ~= '' and redis.call('HGET', job, 'status') ~= ARGV[11] then return -1 end
 put(ARGV[3], ARGV[4], ARGV[5])
 local seq = redis.call('HINCRBY', job, 'last_seq', 1)
 if seq < tonumber(ARGV[8]) then
@@ -215,9 +217,12 @@ class RedisJobStore:
 
     # Events
 
-    async def publish(self, job: Job, key: str, name: str, data: str) -> Event:
-        """Save the job and record an event that supersedes earlier ones with the same key; its
-        seq comes from the job's counter in Redis, whichever process publishes.
+    async def publish(self, job: Job, key: str, name: str, data: str,
+                      if_status: str | None = None) -> Event | None:  # fmt: skip
+        """Save the job and record an event that supersedes earlier ones with the same key
+        (with `if_status`, only while the stored job has that status, checked in the same
+        script, so no other process can move it on in between); its seq comes from the job's
+        counter in Redis, whichever process publishes.
 
         If Redis cannot save it, the event still reaches this process's viewers (from memory,
         so a final `done` still ends their streams), and then StorageError is raised."""
@@ -226,13 +231,16 @@ class RedisJobStore:
         try:
             with self._talking("publish an event"):
                 seq = await self._run("publish", job.id, _record(job), job.status, job.client,
-                                      key, payload, job.last_seq + 1, name, self.bus.channel)
+                                      key, payload, job.last_seq + 1, name, self.bus.channel,
+                                      if_status or "")  # fmt: skip
         except StorageError:
             job.last_seq += 1  # above every id this process has handed out for the job
             event = Event(job.last_seq, key, name, data, job.updated_at)
             self._unsaved.setdefault(job.id, {})[key] = event
             self.bus.notify(job.id)
             raise
+        if seq == -1:
+            return None
         if not seq:
             raise StorageError(GONE)
         job.last_seq = seq

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..jobs import JOB_ID, Event, Job, Version, new_job_id
-from . import StorageError
+from . import StorageError, StoreInUse
 from .bus import EventBus, LocalBus
 
 log = logging.getLogger("draftline.store")
@@ -78,8 +80,10 @@ class SQLiteJobStore:
     """Jobs and events in one SQLite file (WAL); viewers are woken through `bus`."""
 
     def __init__(self, path: Path | str, bus: EventBus | None = None):
+        self._claim = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._claim = claim(path)  # one process: its runner keeps the line in memory
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -101,6 +105,9 @@ class SQLiteJobStore:
 
     async def close(self) -> None:
         self._db.close()
+        if self._claim is not None:
+            os.close(self._claim)  # and with it the lock
+            self._claim = None
 
     # Jobs
 
@@ -157,11 +164,17 @@ class SQLiteJobStore:
 
     # Events
 
-    async def publish(self, job: Job, key: str, name: str, data: str) -> Event:
-        """Save the job and record an event that supersedes earlier ones with the same key.
+    async def publish(self, job: Job, key: str, name: str, data: str,
+                      if_status: str | None = None) -> Event | None:  # fmt: skip
+        """Save the job and record an event that supersedes earlier ones with the same key
+        (with `if_status`, only while the stored job has that status).
 
         If it cannot be saved, the event still reaches the job's viewers (from memory, so a
         final `done` still ends their streams), and then StorageError is raised."""
+        if if_status is not None:
+            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job.id,)).fetchone()
+            if row is None or row["status"] != if_status:
+                return None
         job.last_seq += 1
         job.updated_at = time.time()
         event = Event(job.last_seq, key, name, data, job.updated_at)
@@ -276,3 +289,16 @@ def _job(row: sqlite3.Row) -> Job:
             continue  # the field's default
         facts[f.name] = json.loads(value) if f.name in _JSON and value is not None else value
     return Job(**facts)
+
+
+def claim(path: Path | str) -> int:
+    """A file descriptor holding an exclusive lock on the database file, or StoreInUse when
+    another process holds it. The lock goes when the descriptor is closed, or the process ends
+    (kill -9 included), and does not touch SQLite's own locks."""
+    held = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(held)
+        raise StoreInUse(path) from None
+    return held

@@ -39,7 +39,8 @@ FAULTS = ("500", "429", "429-retry-after", "drop", "hang")
 class Call:
     kind: str
     started: float
-    finished: float = 0.0
+    finished: float = 0.0  # when it sent its last piece
+    ended: float = 0.0  # when its stream ended, whole or cut off by the client (stream calls)
     fault: str | None = None
     request: dict = field(default_factory=dict)  # the JSON body, as the client sent it
     usage: tuple[int, int] | None = None  # (prompt_tokens, completion_tokens) it reported
@@ -163,18 +164,21 @@ class FakeLLM:
 
     async def _stream(self, tokens: list[str], call: Call, drop: bool, finish: str = "stop",
                       usage: tuple[int, int] | None = None):  # fmt: skip
-        for index, token in enumerate(tokens):
-            if drop and index == len(tokens) // 2:
-                raise ConnectionResetError("injected: stream dropped")
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
-            yield f"data: {json.dumps(_chunk({'content': token}))}\n\n"
-        yield f"data: {json.dumps(_chunk({}, finish=finish))}\n\n"
-        if usage is not None:  # as OpenAI sends it: one more chunk, with usage and no choices
-            call.usage = usage
-            yield f"data: {json.dumps({**_chunk({}), 'choices': [], 'usage': _usage(usage)})}\n\n"
-        yield "data: [DONE]\n\n"
-        call.finished = time.monotonic()
+        try:
+            for index, token in enumerate(tokens):
+                if drop and index == len(tokens) // 2:
+                    raise ConnectionResetError("injected: stream dropped")
+                if self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                yield f"data: {json.dumps(_chunk({'content': token}))}\n\n"
+            yield f"data: {json.dumps(_chunk({}, finish=finish))}\n\n"
+            if usage is not None:  # as OpenAI sends it: one more chunk, with usage, no choices
+                call.usage = usage
+                yield f"data: {json.dumps({**_chunk({}), 'choices': [], 'usage': _usage(usage)})}\n\n"
+            yield "data: [DONE]\n\n"
+            call.finished = time.monotonic()
+        finally:
+            call.ended = time.monotonic()
 
     def start(self) -> "FakeLLM":
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # injected drops are expected

@@ -28,11 +28,12 @@ def require_redis_server() -> None:
 
 
 class RedisServer:
-    """`redis-server` on 127.0.0.1; stop() and start() again keep its port (and lose its data,
-    as a restart without persistence does)."""
+    """`redis-server` on 127.0.0.1; stop() and start() again keep its port, and lose its data
+    as a restart without persistence does, unless `persist` turns on README's AOF."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, persist: bool = False):
         self.data_dir = data_dir
+        self.persist = persist
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self._databases = itertools.cycle(range(1, 16))
@@ -44,7 +45,8 @@ class RedisServer:
         with open(self.data_dir / "redis.log", "ab") as log:
             self.process = subprocess.Popen(
                 [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--dir", str(self.data_dir), "--save", "", "--appendonly", "no",
+                 "--dir", str(self.data_dir), "--save", "",
+                 "--appendonly", "yes" if self.persist else "no",
                  "--daemonize", "no"],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -63,6 +65,12 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """kill -9: nothing is flushed or saved on the way out."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
             self.process.wait(10)
 
     def fresh_url(self) -> str:

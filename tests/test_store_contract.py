@@ -147,6 +147,22 @@ async def test_publishing_saves_the_job(store):
     assert (await store.get(job.id)).to_record() == job.to_record()
 
 
+async def test_a_conditional_event_is_published_only_while_the_job_has_that_status(store):
+    job = await store.create("Tides")
+    stale = await store.get(job.id)  # what another process read while the job was queued
+    job.status = "running"
+    await store.publish(job, "job", "update", job.event_data("job"))
+    stale.queue_position = 3
+    assert await store.publish(stale, "job", "update", stale.event_data("job"),
+                               if_status="queued") is None  # fmt: skip
+    kept = await store.get(job.id)
+    assert (kept.status, kept.queue_position, kept.last_seq) == ("running", None, 1)
+    assert [e.seq for e in await store.events_after(job.id, 0)] == [1]
+    job.queue_position = None
+    event = await store.publish(job, "job", "update", job.event_data("job"), if_status="running")
+    assert event is not None and event.seq == 2
+
+
 async def test_a_job_is_live_from_its_first_event_until_done(store):
     job = await store.create("Tides")
     job.status = "running"

@@ -1,0 +1,168 @@
+"""The line jobs wait in when several processes share one Redis: a SAQ queue on that Redis.
+
+Every app process runs a SAQ worker with as many slots as DRAFTLINE_MAX_RUNNING_JOBS, and takes
+the next job in line whenever one of them is free, whichever process queued it. SAQ brings what
+a queue shared by processes needs: one place in line per job (its key is the job's id), aborting
+a job wherever it runs, and heartbeats, so that a job whose process died is swept out of the
+running list within seconds. What a job is (its status, its parts) stays in the job store; SAQ
+only says where it waits or runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+from saq import Worker
+from saq.job import Status
+from saq.queue.redis import RedisQueue
+
+log = logging.getLogger("draftline.queue")
+
+NAME = "draftline"
+# A running job's process touches it every BEAT seconds; one not touched for HEARTBEAT seconds
+# is taken for dead, and the next sweep (each second, by any process) takes it out of the
+# running list. SAQ then waits 5 s for it to stop before it calls it aborted.
+BEAT = 1.0
+HEARTBEAT = 4
+SWEEP_EVERY = 1  # seconds; SAQ needs a whole number
+ABORT_EVERY = 0.25  # how often a worker looks for its jobs aborted by another process
+# A job just cancelled keeps its abort mark in SAQ for a moment, refusing the same key: a resume
+# that comes that soon waits for it.
+REQUEUE_FOR = 6.0
+# While Redis is away (restarting), each call of the queue's waits for it, retrying with backoff
+# for about half a minute, rather than failing at once: the worker neither spins nor fills the
+# log. Pages do not wait on these calls; the job store fails fast and they answer 503.
+PATIENCE = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
+
+
+class _RedisAwayInOneLine(logging.Filter):
+    """SAQ logs a traceback for every call that finds Redis away (and asyncio one more for its
+    worker's tasks): while Redis restarts, one line each says what happened, as ours do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, (RedisError, OSError)):
+            return True
+        if record.name == "asyncio" and "saq" not in record.getMessage():
+            return True  # not SAQ's
+        record.msg, record.args = f"{record.getMessage().splitlines()[0]}: Redis is away ({error})", ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_ONE_LINE = _RedisAwayInOneLine()
+
+
+class SharedQueue:
+    """Jobs in line and running, across every process on one Redis."""
+
+    def __init__(self, url: str, slots: int, name: str = NAME):
+        client = Redis.from_url(url, retry=PATIENCE, socket_connect_timeout=1,
+                                socket_keepalive=True, health_check_interval=30)  # fmt: skip
+        self.queue = RedisQueue(client, name=name)
+        self.slots = slots
+        self._worker: Worker | None = None
+        self._working: asyncio.Task | None = None
+
+    async def start(self, run: Callable[[str], Awaitable[None]]) -> None:
+        """Take jobs from the line, `slots` at a time, calling `run(job_id)` for each."""
+
+        async def work(ctx: dict, *, job_id: str) -> None:
+            beating = asyncio.create_task(self._beat(ctx["job"]))
+            try:
+                await run(job_id)
+            finally:
+                beating.cancel()
+
+        for name in ("saq", "asyncio"):
+            logging.getLogger(name).addFilter(_ONE_LINE)  # once: addFilter keeps no duplicates
+        await self.queue.connect()
+        self._worker = Worker(
+            self.queue, [("run", work)], concurrency=self.slots,
+            timers={"sweep": SWEEP_EVERY, "abort": ABORT_EVERY, "schedule": 60,
+                    "worker_info": 10},
+        )  # fmt: skip
+        self._worker.SIGNALS = []  # uvicorn handles signals and stops us from its lifespan
+        self._working = asyncio.create_task(self._worker.start(), name="draftline-queue")
+
+    async def close(self) -> None:
+        """Stop taking jobs. A job still running here goes back in line (the runner has ended
+        its own jobs before this)."""
+        if self._worker is not None:
+            await self._worker.stop()
+        if self._working is not None:
+            await asyncio.wait([self._working])
+        try:  # it says goodbye to Redis, which may be away
+            async with asyncio.timeout(2):
+                await self.queue.disconnect()
+        except (TimeoutError, RedisError, OSError) as exc:
+            log.warning("left the shared queue without a goodbye, Redis being away: %s", exc)
+            await self.queue.redis.connection_pool.disconnect()
+
+    async def enqueue(self, job_id: str) -> None:
+        """Put the job at the end of the line; a no-op if it is in line or running already."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REQUEUE_FOR
+        while True:
+            queued = await self.queue.enqueue("run", key=job_id, job_id=job_id, timeout=0,
+                                              heartbeat=HEARTBEAT, retries=1, ttl=600)  # fmt: skip
+            if queued is not None:
+                return
+            job = await self.queue.job(job_id)
+            if job is not None and job.status == Status.QUEUED:
+                return  # in line already
+            if loop.time() > deadline:  # the lost-job watch will interrupt it
+                log.warning("could not put job %s in line: SAQ still holds it", job_id)
+                return
+            # Its last run is still ending (a stop not yet noted), or its abort mark is there.
+            await asyncio.sleep(0.05)
+
+    async def abort(self, job_id: str, reason: str) -> str | None:
+        """Stop the job wherever it waits or runs. Answers what it was doing: "queued" (it will
+        never run), "active" (its process stops it within ABORT_EVERY), or None (neither)."""
+        job = await self.queue.job(job_id)
+        if job is None or job.status not in (Status.QUEUED, Status.ACTIVE):
+            return None
+        await job.abort(reason)
+        return job.status.value if isinstance(job.status, Status) else str(job.status)
+
+    async def waiting(self) -> list[str]:
+        """The ids of the jobs in line, the next to start first."""
+        return [self._job_id(key) for key in await self.queue.redis.lrange(self._queued, 0, -1)]
+
+    async def in_flight(self) -> set[str]:
+        """The ids of the jobs in line or running in a live process (a dead process's jobs
+        leave the running list once swept)."""
+        async with self.queue.redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(self._queued, 0, -1)
+            pipe.lrange(self._active, 0, -1)
+            queued, active = await pipe.execute()
+        return {self._job_id(key) for key in [*queued, *active]}
+
+    @property
+    def _queued(self) -> str:
+        return self.queue.namespace("queued")
+
+    @property
+    def _active(self) -> str:
+        return self.queue.namespace("active")
+
+    def _job_id(self, saq_id: bytes | str) -> str:
+        """Our job id from SAQ's id for it (`saq:job:<queue>:<key>`)."""
+        text = saq_id.decode() if isinstance(saq_id, bytes) else saq_id
+        return text.rpartition(":")[2]
+
+    async def _beat(self, job) -> None:
+        """Touch the job every BEAT seconds while it runs here: this process is alive."""
+        while True:
+            await asyncio.sleep(BEAT)
+            with contextlib.suppress(Exception):  # Redis away: the sweep decides, not us
+                await job.update()
