@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from bench.page_weight import finished_job
+from draftline.views import money
 from tests.browser import (
     DESKTOP,
     PHONE,
@@ -76,6 +77,13 @@ def in_view(page: Page, selector: str) -> bool:
         " return top > -1 && top < innerHeight; }",
         selector,
     )
+
+
+@pytest.fixture
+def app_server(start_app, llm, request):
+    """The app under uvicorn, as conftest.py's `app_server`, but started with the environment a
+    test parametrizes it with: `@pytest.mark.parametrize("app_server", [env], indirect=True)`."""
+    return start_app(**getattr(request, "param", {}))
 
 
 # With JavaScript
@@ -374,6 +382,71 @@ def test_each_download_link_saves_the_article_as_it_now_stands(
     expect(opened.get_by_text("Edited by hand")).to_be_visible()
     viewer.close()
     assert fetched == [files["html"].as_uri()]
+
+
+PRICES = {"DRAFTLINE_PRICE_PER_1K_INPUT": "0.5", "DRAFTLINE_PRICE_PER_1K_OUTPUT": "1.5"}
+WRITING = "!/^Ready/.test(document.querySelector('#status').textContent)"  # JS: not done yet
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("app_server", [{}, PRICES], ids=["no-prices", "prices"], indirect=True)
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_the_usage_line_shows_the_tokens_used_and_with_prices_the_estimated_cost(
+    browsing, client, llm, app_server, javascript
+):
+    priced = "DRAFTLINE_PRICE_PER_1K_INPUT" in app_server.env
+    llm.token_delay = 0.01  # long enough to watch the line while the job runs
+    page = browsing.new_page("/", java_script_enabled=javascript)
+    page.evaluate(SAME_PAGE)  # kept with JavaScript; without, the page refreshes itself
+    job = start(page, "Tide pools")
+    usage = page.locator("#usage")
+    if javascript:  # drawn live, from the events, while the sections are still written
+        seen(page, "#usage", f"/^[\\d,]+ tokens in, [\\d,]+ out/.test(el.textContent) && {WRITING}")
+    expect(page.get_by_role("status")).to_have_text(READY)
+    used = api(client, job)["usage"]
+    assert used["prompt_tokens"] > 0 and used["completion_tokens"] > 0
+    shown = f"{used['prompt_tokens']:,} tokens in, {used['completion_tokens']:,} out"
+    if priced:
+        cost = (used["prompt_tokens"] * 0.5 + used["completion_tokens"] * 1.5) / 1000
+        assert used["cost"] == round(cost, 6)
+        shown += f" · estimated cost {money(cost)}"
+    else:
+        assert "cost" not in used
+    expect(usage).to_have_text(shown)  # the final count, not one from midway
+    expect(usage).to_be_visible()
+    if javascript:
+        assert page.evaluate("window.__same_page") is True  # live, without reloading
+
+
+BUDGET = {"DRAFTLINE_MAX_TOKENS_PER_JOB": "200"}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("app_server", [BUDGET], ids=["budget-200"], indirect=True)
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_a_job_past_its_token_budget_says_so_on_its_page_keeping_what_was_written(
+    browsing, client, llm, javascript
+):
+    page = browsing.new_page("/", java_script_enabled=javascript)
+    job = start(page, "Tide pools")
+    status = page.get_by_role("status")
+    expect(status).to_have_text(re.compile(
+        r"^Failed: This article used [\d,]+ tokens, more than DRAFTLINE_MAX_TOKENS_PER_JOB "
+        r"\(200\) allows\. What was written is kept\.$"))  # fmt: skip
+    failed = api(client, job)
+    assert failed["status"] == "failed"
+    expect(status).to_have_text(f"Failed: {failed['error']}")
+    used = failed["usage"]
+    assert used["prompt_tokens"] + used["completion_tokens"] > 200
+    expect(page.locator("#usage")).to_have_text(
+        f"{used['prompt_tokens']:,} tokens in, {used['completion_tokens']:,} out")  # fmt: skip
+    written = [s["text"] for s in failed["sections"] if s["text"]]
+    assert written, "nothing was written before the budget ran out"
+    for text in written:  # kept, and shown
+        expect(page.locator("#sections")).to_contain_text(text[:40])
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    if not javascript:
+        assert page.locator(REFRESH).count() == 0  # it stopped refreshing itself: it is over
 
 
 # By keyboard alone
