@@ -550,6 +550,73 @@ def test_the_outline_is_reviewed_and_a_section_written_again_by_keyboard_alone(
     press_until(page, "What changed (“shorter”)", "Shift+Tab", limit=120)
 
 
+@pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_more_options_are_chosen_and_the_form_sent_by_keyboard_alone(
+    browsing, client, llm, javascript
+):
+    page = browsing.new_page("/", java_script_enabled=javascript)
+    expect(page.get_by_label("Topic")).to_be_focused()  # where a person starts
+    page.keyboard.type("Tide pools")
+    press_until(page, "More options")
+    page.keyboard.press("Enter")  # a <summary> opens with Enter
+    expect(page.locator("details.more-options")).to_have_attribute("open", "")
+    press_until(page, "Medium (5 sections, ~250 words each)")  # Tab goes to the chosen one
+    page.keyboard.press("ArrowUp")  # the arrows choose among radios
+    expect(page.get_by_role("radio", name=re.compile("^Short"))).to_be_checked()
+    expect(page.get_by_role("radio", name=re.compile("^Short"))).to_be_focused()
+    press_until(page, "Tone")
+    page.keyboard.press("ArrowDown")  # warm, neutral, formal: the arrows step through a <select>
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_label("Tone")).to_have_value("formal")
+    press_until(page, "Audience (optional)")
+    page.keyboard.type("nurses")
+    page.keyboard.press("Enter")  # Enter in a field sends the form, as Generate does
+
+    expect(page.locator("#job-title")).to_have_text("Tide pools")
+    expect(page.locator("#job-title")).to_be_focused()  # the page says where it is
+    job = job_id(page)
+    expect(page.locator(".brief")).to_have_text("Short · Formal · for nurses")
+    assert api(client, job)["options"] == {"length": "short", "tone": "formal",
+                                           "audience": "nurses", "language": "",
+                                           "review_outline": False}  # fmt: skip
+    expect(page.get_by_role("status")).to_have_text(READY)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_an_edit_is_saved_and_a_version_restored_by_keyboard_alone(
+    browsing, client, llm, javascript
+):
+    page = browsing.new_page(finished_job(client, "Tide pools"), java_script_enabled=javascript)
+    job = job_id(page)
+    original = api(client, job)["article"]
+    expect(page.locator("#job-title")).to_be_focused()
+    press_until(page, "Edit")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Edit “Tide pools”")
+    press_until(page, "The article, in Markdown")
+    expect(page.get_by_label("The article, in Markdown")).to_have_value(original)
+    page.keyboard.press("Control+a")
+    page.keyboard.type("# Tide pools\n\nWritten by hand, at low tide.")
+    press_until(page, "Save")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{browsing.base_url}/jobs/{job}")
+    expect(page.locator("#article .prose")).to_contain_text("Written by hand, at low tide.")
+    assert api(client, job)["article"] == "# Tide pools\n\nWritten by hand, at low tide."
+
+    press_until(page, "Versions")
+    page.keyboard.press("Enter")
+    expect(page.locator(".version-list > li h2").first).to_have_text(re.compile("v2 edited"))
+    press_until(page, "Restore v1")
+    page.keyboard.press("Space")  # a button presses with Space as with Enter
+    expect(page).to_have_url(f"{browsing.base_url}/jobs/{job}")
+    expect(page.locator("#article .prose")).not_to_contain_text("Written by hand")
+    assert api(client, job)["article"] == original
+    versions = client.get(f"/api/jobs/{job}/versions").json()["versions"]
+    assert [v["kind"] for v in versions] == ["styled", "edited", "restored v1"]
+
+
 # How the new parts look and read
 
 
