@@ -634,6 +634,61 @@ VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 LONG = "Pneumonoultramicroscopicsilicovolcanoconiosis-Supercalifragilistic"  # in every title
 
 
+# A page without JavaScript runs no timers (nor queueMicrotask), and axe waits on them: promise
+# callbacks, which do run there, stand in for axe alone (the page's own scripts never run). Only
+# "at once" timers run: a delayed one is axe's own time limit, which then never runs out.
+# Stopping the page also cancels its pending <noscript> refresh, so that axe reads one page, not
+# the next one half-loaded.
+HOLD_STILL_WITHOUT_JAVASCRIPT = """() => {
+    window.stop();
+    window.setTimeout = (run, ms, ...args) => {
+        if (!ms) Promise.resolve().then(() => run(...args));
+        return 0;
+    };
+    window.clearTimeout = () => {};
+}"""
+REWRITING = "#section-1.is-writing .prose"
+
+
+def rule(violation: str) -> str:
+    """The axe rule of one of axe_violations' lines ("critical meta-refresh: ...")."""
+    return violation.split(":", 1)[0].split(" ", 1)[1]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
+def test_axe_finds_nothing_serious_while_a_section_is_written_again(
+    browsing, client, llm, javascript
+):
+    page = browsing.new_page(finished_job(client, "Tide pools"), java_script_enabled=javascript)
+    job = job_id(page)
+    page.get_by_text(re.compile(r"^Draft: 3 sections")).click()
+    section = page.locator("#section-1")
+    section.get_by_text("Write this section again").click()
+    section.get_by_label(re.compile("What to change")).fill(
+        "shorter, with one example from a rock pool at low tide on a windy morning")  # fmt: skip
+    llm.token_delay = 0.25  # some 25 words streamed: six seconds of a section being rewritten
+    section.get_by_role("button", name="Write again").click()
+    seen(page, REWRITING, "el.textContent.trim().length > 0")  # its new words, coming in
+    expect(page.get_by_role("status")).to_have_text("Rewriting section 2…")
+    if not javascript:
+        page.evaluate(HOLD_STILL_WITHOUT_JAVASCRIPT)
+    found = axe_violations(page)
+    assert page.locator(REWRITING).is_visible(), "the rewrite ended before axe did"
+    assert section.locator(".eyebrow").text_content() == "Writing it again…"
+    client.post(f"/api/jobs/{job}/cancel")  # done with it: the earlier text is kept
+
+    # A known product bug, not fixed here: without JavaScript a page that is still being written
+    # refreshes itself every 2 seconds (<noscript><meta http-equiv="refresh">, templates/job.html),
+    # which axe counts against WCAG 2.2.1 (timing adjustable). It xfails until that is fixed.
+    refresh = [violation for violation in found if rule(violation) == "meta-refresh"]
+    others = [violation for violation in found if violation not in refresh]
+    assert not others, "\n".join(others)
+    if refresh:
+        assert not javascript  # with JavaScript, the <noscript> refresh is inert
+        pytest.xfail("the page without JavaScript refreshes itself every 2 s:\n" + refresh[0])
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("size, scheme", [("desktop", "light"), ("phone", "dark")])
 def test_axe_finds_nothing_serious_and_nothing_overflows_on_the_steering_pages(
