@@ -64,9 +64,13 @@ class OverBudget(LLMError):
                          transient=False)  # fmt: skip
 
 
-class JobEnded(Exception):
+class JobEnded(asyncio.CancelledError):
     """Raised into what is left of a flow after its job ended: a section still being written
-    when another one failed stops at its next report, and publishes nothing after `done`."""
+    when another one failed stops at its next report, and publishes nothing after `done`.
+
+    Nobody awaits such a section any more (the batch's gather ended with the first failure),
+    so it is a cancellation, not an error: its task ends cancelled, never retried, and
+    asyncio does not report it as an exception nobody retrieved."""
 
 
 class JobReporter:
