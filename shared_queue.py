@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -40,6 +41,8 @@ REQUEUE_FOR = 6.0
 # for about half a minute, rather than failing at once: the worker neither spins nor fills the
 # log. Pages do not wait on these calls; the job store fails fast and they answer 503.
 PATIENCE = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
+AWAY_PAUSE = 1.0  # seconds a worker slot waits after finding Redis away
+REPEAT_EVERY = 10.0  # seconds before the same complaint about Redis being away is logged again
 
 
 class _RedisAwayInOneLine(logging.Filter):
@@ -52,10 +55,31 @@ class _RedisAwayInOneLine(logging.Filter):
             return True
         if record.name == "asyncio" and "saq" not in record.getMessage():
             return True  # not SAQ's
-        record.msg, record.args = f"{record.getMessage().splitlines()[0]}: Redis is away ({error})", ()
+        first_line = record.getMessage().splitlines()[0]
+        now = time.monotonic()
+        if now - self._said.get(first_line, -REPEAT_EVERY) < REPEAT_EVERY:
+            return False  # said a moment ago: the upkeep loops fail 4 times a second
+        self._said[first_line] = now
+        record.msg, record.args = f"{first_line}: Redis is away ({error})", ()
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: dict[str, float] = {}
+
+
+class _PatientQueue(RedisQueue):
+    """SAQ's Redis queue, but a worker slot that finds Redis away waits a second before it
+    looks again: SAQ's slot loop starts the next look at once, which would spin a core."""
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0):
+        try:
+            return await super().dequeue(timeout, poll_interval)
+        except (RedisError, OSError):
+            await asyncio.sleep(AWAY_PAUSE)
+            raise
 
 
 _ONE_LINE = _RedisAwayInOneLine()
@@ -67,7 +91,7 @@ class SharedQueue:
     def __init__(self, url: str, slots: int, name: str = NAME):
         client = Redis.from_url(url, retry=PATIENCE, socket_connect_timeout=1,
                                 socket_keepalive=True, health_check_interval=30)  # fmt: skip
-        self.queue = RedisQueue(client, name=name)
+        self.queue = _PatientQueue(client, name=name)
         self.slots = slots
         self._worker: Worker | None = None
         self._working: asyncio.Task | None = None

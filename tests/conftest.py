@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,9 +76,15 @@ def start_app(tmp_path: Path, fake_llm: FakeLLM):
         return server
 
     yield start
+    hung = []
+    for server in servers:  # every one of them, before any complaint: none may outlive the test
+        try:
+            server.stop()
+        except subprocess.TimeoutExpired:  # killed by stop(), after its grace
+            hung.append(server.url)
     for server in servers:
-        server.stop()
         assert "Traceback" not in server.log(), server.log()
+    assert not hung, f"did not stop within 15 s of SIGTERM: {hung}"
 
 
 @pytest.fixture
