@@ -54,6 +54,7 @@ class AppServer:
                 return self
             except httpx.HTTPError:
                 time.sleep(0.05)
+        self.kill()  # not left behind, holding its port and CPU
         raise RuntimeError(f"app did not become healthy:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
