@@ -24,6 +24,9 @@ from saq import Worker
 from saq.job import Status
 from saq.queue.redis import RedisQueue
 
+from .store import StorageError
+from .store.redis import UNREACHABLE
+
 log = logging.getLogger("draftline.queue")
 
 NAME = "draftline"
@@ -133,6 +136,10 @@ class SharedQueue:
 
     async def enqueue(self, job_id: str) -> None:
         """Put the job at the end of the line; a no-op if it is in line or running already."""
+        with _redis_away_is_a_storage_error():
+            await self._enqueue(job_id)
+
+    async def _enqueue(self, job_id: str) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REQUEUE_FOR
         while True:
@@ -152,23 +159,28 @@ class SharedQueue:
     async def abort(self, job_id: str, reason: str) -> str | None:
         """Stop the job wherever it waits or runs. Answers what it was doing: "queued" (it will
         never run), "active" (its process stops it within ABORT_EVERY), or None (neither)."""
-        job = await self.queue.job(job_id)
-        if job is None or job.status not in (Status.QUEUED, Status.ACTIVE):
-            return None
-        await job.abort(reason)
-        return job.status.value if isinstance(job.status, Status) else str(job.status)
+        with _redis_away_is_a_storage_error():
+            job = await self.queue.job(job_id)
+            if job is None or job.status not in (Status.QUEUED, Status.ACTIVE):
+                return None
+            was = Status(job.status).value  # abort() moves it on
+            await job.abort(reason)
+        return was
 
     async def waiting(self) -> list[str]:
         """The ids of the jobs in line, the next to start first."""
-        return [self._job_id(key) for key in await self.queue.redis.lrange(self._queued, 0, -1)]
+        with _redis_away_is_a_storage_error():
+            queued = await self.queue.redis.lrange(self._queued, 0, -1)
+        return [self._job_id(key) for key in queued]
 
     async def in_flight(self) -> set[str]:
         """The ids of the jobs in line or running in a live process (a dead process's jobs
         leave the running list once swept)."""
-        async with self.queue.redis.pipeline(transaction=True) as pipe:
-            pipe.lrange(self._queued, 0, -1)
-            pipe.lrange(self._active, 0, -1)
-            queued, active = await pipe.execute()
+        with _redis_away_is_a_storage_error():
+            async with self.queue.redis.pipeline(transaction=True) as pipe:
+                pipe.lrange(self._queued, 0, -1)
+                pipe.lrange(self._active, 0, -1)
+                queued, active = await pipe.execute()
         return {self._job_id(key) for key in [*queued, *active]}
 
     @property
@@ -190,3 +202,13 @@ class SharedQueue:
             await asyncio.sleep(BEAT)
             with contextlib.suppress(Exception):  # Redis away: the sweep decides, not us
                 await job.update()
+
+
+@contextlib.contextmanager
+def _redis_away_is_a_storage_error():
+    """Redis away, for the queue as for the store: routes answer 503, the runner looks later."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        log.warning("cannot reach Redis for the shared queue: %s", exc)
+        raise StorageError(UNREACHABLE) from exc
