@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from tests.redis_server import RedisServer
 class Figures:
     setup: str
     done: int
+    others: str  # how the jobs that are not done ended, e.g. "3 interrupted"
     elapsed: float
     events: int
     delay_p50: float
@@ -134,6 +136,8 @@ async def load(servers: list[AppServer], jobs: int, viewers: int, setup: str) ->
         statuses = [(await http.get(f"/api/jobs/{job_id}")).json()["status"] for job_id in ids]
     return Figures(
         setup=setup, done=statuses.count("done"), elapsed=elapsed, events=counts[0],
+        others=", ".join(f"{n} {status}" for status, n in Counter(statuses).items()
+                         if status != "done"),
         delay_p50=percentile(delays, 0.5), delay_p99=percentile(delays, 0.99),
         get_p50=statistics.median(latencies), get_p99=percentile(latencies, 0.99),
         rss_mb=sum(memory_mb(s.process.pid, "VmHWM") for s in servers), cpu_per_job=cpu / jobs,
@@ -201,6 +205,7 @@ def main() -> None:
         fake.wait()
     rows = [
         ("jobs done", lambda f: f"{f.done}/{args.jobs}"),
+        ("the others", lambda f: f.others or "-"),
         ("wall time (s)", lambda f: f"{f.elapsed:.1f}"),
         ("events delivered", lambda f: f"{f.events:,}"),
         ("events/s", lambda f: f"{f.rate:,.0f}"),
