@@ -401,5 +401,5 @@ def refuse_workers(settings: Settings, workers: int) -> str | None:
     try:
         check_not_in_use(settings.store_url)
     except StoreInUse as exc:
-        return f"{str(exc)[0].upper()}{str(exc)[1:]}"
+        return str(exc)
     return None

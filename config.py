@@ -93,8 +93,7 @@ class Settings(BaseSettings):
 
     @property
     def store_is_shared(self) -> bool:
-        """Redis: any number of processes may share the store (SQLite serves one)."""
-        return self.store_url.startswith(("redis://", "rediss://"))
+        return is_shared_store(self.store_url)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -123,6 +122,11 @@ def _explain(error: Any) -> str:
     where = str(error["loc"][0]) if error["loc"] else ""
     name = env_name(where) if where in Settings.model_fields else where
     return f"{name}: {error['msg']} (got {error['input']!r})"
+
+
+def is_shared_store(store_url: str) -> bool:
+    """Redis (`redis://`, `rediss://`): any number of processes may share it; SQLite serves one."""
+    return store_url.startswith(("redis://", "rediss://"))
 
 
 def sqlite_path(store_url: str) -> Path:

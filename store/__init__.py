@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from typing import Protocol
 
+from ..config import is_shared_store, sqlite_path
 from ..jobs import Event, Job, Version
 
 
@@ -31,7 +32,7 @@ class StoreInUse(Exception):
 
     def __init__(self, path: object):
         super().__init__(
-            f"another Draftline process is already using {path}. The SQLite store serves one "
+            f"Another Draftline process is already using {path}. The SQLite store serves one "
             "process: for more than one, set DRAFTLINE_STORE=redis://host:6379/0 (README: More "
             "than one process)."
         )
@@ -107,11 +108,10 @@ class JobStore(Protocol):
 def open_store(url: str) -> JobStore:
     """The backend DRAFTLINE_STORE names: `sqlite:///relative/path.db`, `sqlite:////abs.db`, or
     `redis://host:6379/0` (`rediss://` for TLS). It connects when first used."""
-    if url.startswith(("redis://", "rediss://")):
+    if is_shared_store(url):
         from .redis import RedisJobStore
 
         return RedisJobStore(url)
-    from ..config import sqlite_path
     from .sqlite import SQLiteJobStore
 
     return SQLiteJobStore(sqlite_path(url))
@@ -120,9 +120,8 @@ def open_store(url: str) -> JobStore:
 def check_not_in_use(url: str) -> None:
     """StoreInUse if another process already serves from this SQLite store; Redis is meant to
     be shared. Only a look: the store that opens it takes the lock for itself."""
-    if url.startswith(("redis://", "rediss://")):
+    if is_shared_store(url):
         return
-    from ..config import sqlite_path
     from .sqlite import claim
 
     path = sqlite_path(url)

@@ -184,7 +184,7 @@ def test_a_second_process_on_the_same_sqlite_file_is_refused(start_app, llm, tmp
     second = AppServer(tmp_path, {"OPENAI_BASE_URL": llm.base_url, "DRAFTLINE_MODEL": "fake"})
     with pytest.raises(RuntimeError, match="exited early") as refused:
         second.start()
-    assert "another Draftline process is already using" in str(refused.value)
+    assert "Another Draftline process is already using" in str(refused.value)
     assert "DRAFTLINE_STORE=redis://" in str(refused.value)
     with first.client() as http:
         assert http.get("/healthz").status_code == 200
