@@ -513,13 +513,13 @@ class JobRunner:
         """Cancel a job that is not running here: still in line, or running in another
         process, which stops it (within SharedQueue.ABORT_EVERY) and says so."""
         was = await self.shared.abort(job.id, "cancelled")
+        current = await self.store.get(job.id)
         if was == "active":
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(REMOTE_STOP_WAIT):
-                    while job is not None and not job.is_final:
-                        await self.store.wait_for_events(job.id, job.last_seq)
-                        job = await self.store.get(job.id)
-        current = await self.store.get(job.id) if job is not None else None
+                    while current is not None and not current.is_final:
+                        await self.store.wait_for_events(job.id, current.last_seq)
+                        current = await self.store.get(job.id)
         if current is None:
             raise JobStateError("This article has been deleted.")
         if not current.is_final:  # it was in line, or its process did not answer

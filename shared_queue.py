@@ -52,6 +52,10 @@ class _RedisAwayInOneLine(logging.Filter):
     """SAQ logs a traceback for every call that finds Redis away (and asyncio one more for its
     worker's tasks): while Redis restarts, one line each says what happened, as ours do."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: dict[str, float] = {}  # each complaint's first line: when it was last let by
+
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if not isinstance(error, (RedisError, OSError)):
@@ -67,10 +71,6 @@ class _RedisAwayInOneLine(logging.Filter):
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._said: dict[str, float] = {}
 
 
 class _PatientQueue(RedisQueue):
