@@ -58,6 +58,7 @@ class OverBudget(LLMError):
     the runner fails the job with this message."""
 
     def __init__(self, used: int, budget: int):
+        self.budget = budget
         how = "more than" if used > budget else "all that"
         super().__init__(f"This article used {used:,} tokens, {how} DRAFTLINE_MAX_TOKENS_PER_JOB "
                          f"({budget:,}) allows. What was written is kept.",
@@ -440,6 +441,8 @@ class JobRunner:
         if isinstance(exc, TimeoutError):
             deadline = self.settings.job_deadline
             return f"The article took longer than {deadline:g} s (DRAFTLINE_JOB_DEADLINE)."
+        if isinstance(exc, OverBudget):  # counted now: sections still writing added theirs
+            return str(OverBudget(sum(job.tokens.values()), exc.budget))
         if isinstance(exc, LLMError):
             return str(exc)
         if isinstance(exc, OutlineError):
