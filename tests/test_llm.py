@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import os
 import subprocess
 import sys
@@ -90,6 +91,32 @@ async def test_a_server_that_reports_no_usage_counts_nothing(llm):
     finally:
         await chat.aclose()
     assert "".join(pieces) == "Friendly: Say hi." and counted == []
+
+
+async def test_a_stream_that_goes_quiet_fails_within_the_timeout_as_transient(llm):
+    llm.token_delay = 2.0  # the headers come at once, then each token after 2 s
+    chat = LLM(Settings(openai_base_url=llm.base_url, model="fake", llm_timeout=0.3))
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(LLMError, match="did not answer within 0.3 s") as failure:
+            [p async for p in chat.stream(SAY_HI, max_tokens=50)]
+    finally:
+        await chat.aclose()
+    assert failure.value.transient
+    assert asyncio.get_running_loop().time() - started < 1.5
+
+
+async def test_a_caller_slower_than_the_timeout_between_pieces_still_gets_every_piece(llm):
+    # The deadline is the server's: time the caller spends with a piece is not counted.
+    chat = LLM(Settings(openai_base_url=llm.base_url, model="fake", llm_timeout=0.2))
+    pieces = []
+    try:
+        async for piece in chat.stream(SAY_HI, max_tokens=50):
+            pieces.append(piece)
+            await asyncio.sleep(0.3)
+    finally:
+        await chat.aclose()
+    assert "".join(pieces) == "Friendly: Say hi."
 
 
 async def test_an_error_from_on_usage_reaches_the_caller_as_it_was(llm):
