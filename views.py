@@ -78,6 +78,7 @@ def create_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html"]),
+        auto_reload=False,  # templates ship with the app: no stat() per render
         trim_blocks=True,
         lstrip_blocks=True,
     )
