@@ -11,6 +11,10 @@ Each write is one Lua script, so it is atomic across processes: publishing bumps
 saves the job, replaces the key's event and announces it on the wake-up channel in one step; no
 two processes can hand out the same id, and no process can die between a write and its wake-up.
 The scripts build key names from the prefix, so they need one Redis (or Valkey), not a Cluster.
+
+The wake-up channel's messages carry the events themselves, so each process keeps the logs of
+the running jobs its viewers watch in memory (`_LiveLog`), as SQLite does in one process: a
+thousand viewers waking cost no queries.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -47,6 +51,7 @@ REFUSED = (
 GONE = "This article has been deleted, so nothing more can be saved for it."
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Job))
 _IDLE = 15.0  # seconds the wake-up listener waits for a message before it looks again
+_ENDED_KEPT = 5.0  # seconds an ended job's log stays in memory, for viewers still catching up
 
 # Shared by the scripts that write a job. ARGV[1] is the key prefix, ARGV[2] the job's id.
 _LUA_JOB = """
@@ -103,10 +108,10 @@ if ARGV[9] == 'done' then
 else
   redis.call('HSET', job, 'live', 1)
 end
-redis.call('PUBLISH', ARGV[10], id)
+redis.call('PUBLISH', ARGV[10], id .. ' ' .. seq .. ' ' .. ARGV[7])
 return seq
 """
-# ARGV: prefix, id, key
+# ARGV: prefix, id, key, channel
 _DISCARD = _LUA_JOB + """
 local events, keys = p .. 'events:' .. id, p .. 'event-keys:' .. id
 local old = redis.call('HGET', keys, ARGV[3])
@@ -114,6 +119,7 @@ if old then
   redis.call('ZREMRANGEBYSCORE', events, old, old)
   redis.call('HDEL', keys, ARGV[3])
 end
+redis.call('PUBLISH', ARGV[4], id)
 """
 # ARGV: prefix, id, channel. 1 if there was a job.
 _DELETE = _LUA_JOB + """
@@ -147,13 +153,19 @@ class RedisJobStore:
         place = given.get("path") or f"{given.get('host')}:{given.get('port')}"
         self.where = f"{place}/{given.get('db', 0)}"
         self.prefix = prefix
-        self.bus = RedisBus(self._redis, prefix + "wake")
+        self.bus = RedisBus(self._redis, prefix + "wake", on_message=self._heard,
+                            on_reset=self._forget_logs)  # fmt: skip
         self._scripts = {name: self._redis.register_script(lua) for name, lua in (
             ("create", _CREATE), ("save", _SAVE), ("publish", _PUBLISH), ("discard", _DISCARD),
             ("delete", _DELETE), ("add_version", _ADD_VERSION))}  # fmt: skip
         # Events that could not be saved, for this process's viewers (a job's final `done` must
         # still end their streams). A job leaves it when it publishes `done` again, saved.
         self._unsaved: dict[str, dict[str, Event]] = {}
+        # The logs of running jobs that viewers here watch, fed by the wake-up channel (each
+        # message carries its event): a thousand viewers waking cost no queries (see _LiveLog).
+        self._logs: dict[str, _LiveLog] = {}
+        self._loading: dict[str, asyncio.Task] = {}
+        self._heard_while_loading: dict[str, list[str]] = {}
 
     async def close(self) -> None:
         await self.bus.close()
@@ -250,23 +262,26 @@ class RedisJobStore:
 
     async def discard_event(self, job_id: str, key: str) -> None:
         with self._talking("discard an event"):
-            await self._run("discard", job_id, key)
+            await self._run("discard", job_id, key, self.bus.channel)
         self._unsaved.get(job_id, {}).pop(key, None)
 
     async def events_after(self, job_id: str, seq: int) -> list[Event]:
         unsaved = self._unsaved.get(job_id)
+        latest: dict[str, Event] = {}
         try:
-            with self._talking("read events"):
-                scored = await self._redis.zrange(self._key("events", job_id), f"({seq}", "+inf",
-                                                  byscore=True, withscores=True)  # fmt: skip
+            log = await self._live_log(job_id)
+            if log is not None:
+                latest = {e.key: e for e in log.events.values() if e.seq > seq}
+            else:
+                with self._talking("read events"):
+                    scored = await self._redis.zrange(self._key("events", job_id), f"({seq}",
+                                                      "+inf", byscore=True, withscores=True)  # fmt: skip
+                for payload, score in scored:
+                    event = _event(int(score), payload)
+                    latest[event.key] = event
         except StorageError:
             if unsaved is None:
                 raise
-            scored = []
-        latest: dict[str, Event] = {}
-        for payload, score in scored:
-            key, name, data, published_at = json.loads(payload)
-            latest[key] = Event(int(score), key, name, data, published_at)
         for event in (unsaved or {}).values():
             if event.seq > max(seq, latest[event.key].seq if event.key in latest else 0):
                 latest[event.key] = event
@@ -274,6 +289,9 @@ class RedisJobStore:
 
     async def is_live(self, job_id: str) -> bool:
         """Running now, in any process: it has published, but not `done`, and is not deleted."""
+        log = await self._live_log(job_id)
+        if log is not None:
+            return log.live
         with self._talking("read a job"):
             return bool(await self._redis.hexists(self._key("job", job_id), "live"))
 
@@ -291,12 +309,85 @@ class RedisJobStore:
         unsaved = self._unsaved.get(job_id, {})
         if any(event.seq > seq for event in unsaved.values()):
             return True
+        log = await self._live_log(job_id)
+        if log is not None:
+            return log.seq > seq
         with self._talking("read events"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.exists(self._key("job", job_id))
                 pipe.zcount(self._key("events", job_id), f"({seq}", "+inf")
                 exists, newer = await pipe.execute()
         return not exists or newer > 0
+
+    # Running jobs' logs, in memory
+
+    async def _live_log(self, job_id: str) -> _LiveLog | None:
+        """The job's log from memory, loaded first if need be; None for a job that is not
+        running, or while the wake-up channel is down (then the caller reads Redis)."""
+        log = self._logs.get(job_id)
+        if log is not None or self.bus.epoch is None:
+            return log
+        loading = self._loading.get(job_id)
+        if loading is None:  # one load, however many viewers ask at once
+            loading = asyncio.ensure_future(self._load_log(job_id, self.bus.epoch))
+            self._loading[job_id] = loading
+            loading.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(loading)
+
+    async def _load_log(self, job_id: str, epoch: object) -> _LiveLog | None:
+        """Read the job's log, once the channel stands (`epoch`): every event published after
+        this read reaches `_heard`, and those heard while it ran are applied after it."""
+        self._heard_while_loading[job_id] = []
+        try:
+            with self._talking("read events"):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.hmget(self._key("job", job_id), "last_seq", "live")
+                    pipe.zrange(self._key("events", job_id), 0, -1, withscores=True)
+                    (last_seq, live), scored = await pipe.execute()
+        finally:
+            heard = self._heard_while_loading.pop(job_id)
+            self._loading.pop(job_id, None)
+        if not live or epoch is not self.bus.epoch:  # not running; or messages may be lost
+            return None
+        log = _LiveLog(int(last_seq or 0))
+        for payload, score in scored:
+            event = _event(int(score), payload)
+            log.events[event.key] = event
+        for message in heard:
+            log.apply(message)
+        self._logs[job_id] = log
+        if not log.live:
+            self._forget_later(job_id, log)
+        return log
+
+    def _heard(self, job_id: str, message: str) -> None:
+        """A message on the wake-up channel: `seq payload` for an event, empty for anything
+        else (deleted, an event discarded), after which the job's log is read again."""
+        if job_id in self._heard_while_loading:
+            self._heard_while_loading[job_id].append(message)
+        log = self._logs.get(job_id)
+        if log is None:
+            return
+        if not message:
+            del self._logs[job_id]
+        elif log.apply(message) and not log.live:
+            self._forget_later(job_id, log)
+
+    def _forget_later(self, job_id: str, log: _LiveLog) -> None:
+        """Keep an ended job's log a little while (its viewers are reading `done`), then let
+        it go unless the job runs again."""
+
+        def forget() -> None:
+            if self._logs.get(job_id) is log and not log.live:
+                del self._logs[job_id]
+
+        asyncio.get_running_loop().call_later(_ENDED_KEPT, forget)
+
+    def _forget_logs(self) -> None:
+        """The wake-up channel (re)started: whatever it said while down is lost."""
+        self._logs.clear()
+        for heard in self._heard_while_loading.values():
+            heard.clear()
 
     # Versions
 
@@ -350,9 +441,32 @@ class RedisJobStore:
         return [_job(record, last_seq) for record, last_seq in found if record is not None]
 
 
+class _LiveLog:
+    """A running job's compacted event log, in one process's memory: loaded from Redis once,
+    then kept up by the wake-up channel, which carries every event that any process publishes
+    in the order the scripts ran, so in seq order per job."""
+
+    def __init__(self, seq: int):
+        self.events: dict[str, Event] = {}
+        self.seq = seq  # the newest event it holds
+        self.live = True
+
+    def apply(self, message: str) -> bool:
+        """Take in an event message (`seq payload`); False for one it already holds."""
+        seq, _, payload = message.partition(" ")
+        if int(seq) <= self.seq:
+            return False
+        event = _event(int(seq), payload)
+        self.events[event.key] = event
+        self.seq = event.seq
+        self.live = event.name != "done"
+        return True
+
+
 class RedisBus:
     """Wake-ups across processes, over Redis pub/sub: one channel for every job, whose messages
-    are job ids. Each process keeps one subscription and wakes its own waiters.
+    start with a job id (an event's follow it). Each process keeps one subscription and wakes
+    its own waiters.
 
     Waiters register here, in memory, before they look for events (`watching`); the
     subscription stands before any look. So an event saved after a look is announced after the
@@ -360,9 +474,16 @@ class RedisBus:
     waiter is woken to look again: announcements sent while it was down are lost.
     """
 
-    def __init__(self, client: Redis, channel: str):
+    def __init__(self, client: Redis, channel: str,
+                 on_message: Callable[[str, str], None] = lambda job_id, rest: None,
+                 on_reset: Callable[[], None] = lambda: None):  # fmt: skip
         self._redis = client
         self.channel = channel
+        # Each message is `<job id>` or `<job id> <what>`: `on_message(job_id, what)` hears it
+        # before the job's waiters wake. `on_reset()` whenever messages may have been lost.
+        self._on_message = on_message
+        self._on_reset = on_reset
+        self.epoch: object | None = None  # new with each subscription; None while there is none
         self._waiters: dict[str, set[asyncio.Future]] = {}
         self._listener: asyncio.Task | None = None
         self._sending: set[asyncio.Task] = set()
@@ -435,19 +556,27 @@ class RedisBus:
                         if message is None:
                             continue
                         if message["type"] == "message":
-                            self._wake(message["data"])
+                            job_id, _, what = message["data"].partition(" ")
+                            self._on_message(job_id, what)
+                            self._wake(job_id)
                         elif message["type"] == "subscribe":  # also after a reconnect
+                            self.epoch = object()
+                            self._on_reset()
                             self._wake_everyone()
                             if failing:
                                 log.info("Redis wake-ups on %s are back", self.channel)
                             pause, failing = 0.05, False
             except (RedisError, OSError) as exc:
+                self.epoch = None
+                self._on_reset()
                 if self._closed:
                     return
                 (log.debug if failing else log.warning)(
                     "lost Redis wake-ups on %s, reconnecting: %s", self.channel, exc)  # fmt: skip
                 failing = True
             except Exception:  # without this task, no page here would ever update again
+                self.epoch = None
+                self._on_reset()
                 log.exception("the Redis wake-up listener failed; starting it again")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
@@ -455,6 +584,11 @@ class RedisBus:
 
 def _record(job: Job) -> str:
     return json.dumps(job.to_record())
+
+
+def _event(seq: int, payload: str) -> Event:
+    key, name, data, published_at = json.loads(payload)
+    return Event(seq, key, name, data, published_at)
 
 
 def _job(record: str, last_seq: str | None) -> Job:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
@@ -81,6 +82,45 @@ async def test_no_wake_up_is_lost_between_looking_and_sleeping(two_processes):
             await asyncio.sleep(0)
         await a.publish(job, "job", "update", "{}")
         await asyncio.wait_for(waiting, 2)
+
+
+async def test_viewers_of_a_running_job_wake_without_asking_redis(two_processes):
+    """Fifty viewers in B follow a job A publishes to: the events reach them through B's
+    wake-up channel, so Redis serves about one command per event, not one per viewer."""
+    a, b = two_processes
+    job = await a.create("Tides")
+    job.status = "running"
+    await a.publish(job, "job", "update", job.event_data("job"))
+    seen: list[list[int]] = [[] for _ in range(50)]
+
+    async def view(got: list[int]) -> None:
+        cursor = 0
+        while cursor < 41:
+            await b.wait_for_events(job.id, cursor)
+            events = await b.events_after(job.id, cursor)
+            got += [e.seq for e in events]
+            cursor = events[-1].seq
+
+    viewers = [asyncio.create_task(view(got)) for got in seen]
+    await asyncio.sleep(0.3)  # every viewer is waiting, and B holds the job's log
+    before = await _calls(a)
+    for n in range(40):
+        await a.publish(job, f"section:{n % 5}", "update", "{}")
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(asyncio.gather(*viewers), 5)
+    calls = await _calls(a) - before
+    assert all(got[-1] == 41 and got == sorted(set(got)) for got in seen)
+    assert calls["evalsha"] == 40  # the publishing scripts
+    # What a viewer asks when it wakes: events, whether there are any, whether the job runs.
+    assert sum(calls[name] for name in ("zrange", "zcount", "hexists", "exec")) == 0, calls
+    # The log is B's, in memory, and agrees with Redis: the same events, compacted by key.
+    assert await b.events_after(job.id, 0) == await a.events_after(job.id, 0)
+
+
+async def _calls(store: RedisJobStore) -> Counter[str]:
+    """How often Redis ran each command so far (those scripts run included)."""
+    stats = await store._redis.info("commandstats")
+    return Counter({name.removeprefix("cmdstat_"): row["calls"] for name, row in stats.items()})
 
 
 async def test_a_running_job_is_live_in_every_process(two_processes):
