@@ -5,7 +5,7 @@ as a load balancer would) and opens VIEWERS event streams spread over the jobs a
 (raw asyncio sockets, so the client stays cheap), while a prober fetches GET / every 50 ms from
 each process in turn. Reports events delivered per second, the delay from a node's report (the
 event's publish time, sent as an SSE comment) to a viewer receiving it, GET / latency under load,
-and the app processes' peak RSS and CPU seconds per job.
+and the app processes' peak RSS and CPU seconds per job (and redis-server's).
 
     python -m bench.load [--jobs 100] [--viewers 1000] [--token-delay 0.02]
                          [--setup sqlite] [--setup redis:2] ...
@@ -51,6 +51,7 @@ class Figures:
     get_p99: float
     rss_mb: float  # peak, all app processes together
     cpu_per_job: float  # app processes' CPU seconds (user + system) per job
+    redis_cpu_per_job: float | None  # redis-server's, where there is one
 
     @property
     def rate(self) -> float:
@@ -107,12 +108,14 @@ async def probe(urls: list[str], latencies: list[float], stop: asyncio.Event) ->
             await http.aclose()
 
 
-async def load(servers: list[AppServer], jobs: int, viewers: int, setup: str) -> Figures:
+async def load(servers: list[AppServer], jobs: int, viewers: int, setup: str,
+               redis: RedisServer | None) -> Figures:  # fmt: skip
     async with httpx.AsyncClient(timeout=60) as http:
         for server in servers:  # warm each process up
             for _ in range(5):
                 await http.get(f"{server.url}/")
         cpu_before = sum(cpu_seconds(s.process.pid) for s in servers)
+        redis_before = cpu_seconds(redis.process.pid) if redis else 0.0
         started = time.perf_counter()
         created = await asyncio.gather(*(
             http.post(f"{servers[i % len(servers)].url}/api/jobs", json={"topic": f"Load {i}"})
@@ -132,6 +135,7 @@ async def load(servers: list[AppServer], jobs: int, viewers: int, setup: str) ->
     stop.set()
     await prober
     cpu = sum(cpu_seconds(s.process.pid) for s in servers) - cpu_before
+    redis_cpu = cpu_seconds(redis.process.pid) - redis_before if redis else None
     async with httpx.AsyncClient(base_url=servers[0].url) as http:
         statuses = [(await http.get(f"/api/jobs/{job_id}")).json()["status"] for job_id in ids]
     return Figures(
@@ -141,6 +145,7 @@ async def load(servers: list[AppServer], jobs: int, viewers: int, setup: str) ->
         delay_p50=percentile(delays, 0.5), delay_p99=percentile(delays, 0.99),
         get_p50=statistics.median(latencies), get_p99=percentile(latencies, 0.99),
         rss_mb=sum(memory_mb(s.process.pid, "VmHWM") for s in servers), cpu_per_job=cpu / jobs,
+        redis_cpu_per_job=redis_cpu / jobs if redis_cpu is not None else None,
     )  # fmt: skip
 
 
@@ -166,7 +171,7 @@ def run_setup(setup: str, args: argparse.Namespace, llm_url: str, data: Path) ->
     servers = []
     try:
         servers = [AppServer(here, env).start() for _ in range(processes)]
-        return asyncio.run(load(servers, args.jobs, args.viewers, setup))
+        return asyncio.run(load(servers, args.jobs, args.viewers, setup, redis))
     finally:
         for server in servers:
             server.stop()
@@ -215,6 +220,8 @@ def main() -> None:
         ("GET / p99 (ms)", lambda f: f"{f.get_p99 * 1000:.0f}"),
         ("peak RSS, all processes (MB)", lambda f: f"{f.rss_mb:.0f}"),
         ("app CPU per job (s)", lambda f: f"{f.cpu_per_job:.3f}"),
+        ("redis-server CPU per job (s)",
+         lambda f: "-" if f.redis_cpu_per_job is None else f"{f.redis_cpu_per_job:.3f}"),
     ]
     print(f"{'':30}" + "".join(f"{f.setup:>12}" for f in results))
     for label, show in rows:
