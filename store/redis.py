@@ -276,9 +276,7 @@ class RedisJobStore:
                 with self._talking("read events"):
                     scored = await self._redis.zrange(self._key("events", job_id), f"({seq}",
                                                       "+inf", byscore=True, withscores=True)  # fmt: skip
-                for payload, score in scored:
-                    event = _event(int(score), payload)
-                    latest[event.key] = event
+                latest = _by_key(scored)
         except StorageError:
             if unsaved is None:
                 raise
@@ -347,12 +345,11 @@ class RedisJobStore:
         finally:
             heard = self._heard_while_loading.pop(job_id)
             self._loading.pop(job_id, None)
-        if not live or epoch is not self.bus.epoch:  # not running; or messages may be lost
+        # Not running; or messages may be lost; or deleted or changed meanwhile (read it again).
+        if not live or epoch is not self.bus.epoch or "" in heard:
             return None
         log = _LiveLog(int(last_seq or 0))
-        for payload, score in scored:
-            event = _event(int(score), payload)
-            log.events[event.key] = event
+        log.events = _by_key(scored)
         for message in heard:
             log.apply(message)
         self._logs[job_id] = log
@@ -384,10 +381,9 @@ class RedisJobStore:
         asyncio.get_running_loop().call_later(_ENDED_KEPT, forget)
 
     def _forget_logs(self) -> None:
-        """The wake-up channel (re)started: whatever it said while down is lost."""
+        """The wake-up channel (re)started: whatever it said while down is lost (a load under
+        way sees the new epoch, and keeps nothing)."""
         self._logs.clear()
-        for heard in self._heard_while_loading.values():
-            heard.clear()
 
     # Versions
 
@@ -544,6 +540,11 @@ class RedisBus:
         except RedisError as exc:  # this process's viewers are awake; others look again later
             log.debug("could not announce an event of job %s: %s", job_id, exc)
 
+    def _reset(self, epoch: object | None) -> None:
+        """A new subscription (`epoch`), or none: what was said before may be lost."""
+        self.epoch = epoch
+        self._on_reset()
+
     async def _listen(self) -> None:
         pause, failing = 0.05, False
         while not self._closed:
@@ -560,23 +561,20 @@ class RedisBus:
                             self._on_message(job_id, what)
                             self._wake(job_id)
                         elif message["type"] == "subscribe":  # also after a reconnect
-                            self.epoch = object()
-                            self._on_reset()
+                            self._reset(object())
                             self._wake_everyone()
                             if failing:
                                 log.info("Redis wake-ups on %s are back", self.channel)
                             pause, failing = 0.05, False
             except (RedisError, OSError) as exc:
-                self.epoch = None
-                self._on_reset()
+                self._reset(None)
                 if self._closed:
                     return
                 (log.debug if failing else log.warning)(
                     "lost Redis wake-ups on %s, reconnecting: %s", self.channel, exc)  # fmt: skip
                 failing = True
             except Exception:  # without this task, no page here would ever update again
-                self.epoch = None
-                self._on_reset()
+                self._reset(None)
                 log.exception("the Redis wake-up listener failed; starting it again")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
@@ -589,6 +587,12 @@ def _record(job: Job) -> str:
 def _event(seq: int, payload: str) -> Event:
     key, name, data, published_at = json.loads(payload)
     return Event(seq, key, name, data, published_at)
+
+
+def _by_key(scored: list[tuple[str, float]]) -> dict[str, Event]:
+    """Stored events (payload, seq), by key, as ZRANGE ... WITHSCORES gives them."""
+    events = (_event(int(score), payload) for payload, score in scored)
+    return {event.key: event for event in events}
 
 
 def _job(record: str, last_seq: str | None) -> Job:

@@ -117,6 +117,29 @@ async def test_viewers_of_a_running_job_wake_without_asking_redis(two_processes)
     assert await b.events_after(job.id, 0) == await a.events_after(job.id, 0)
 
 
+async def test_an_event_discarded_while_a_log_loads_leaves_no_stale_log(two_processes):
+    """The channel announces a discarded event (a bare id) while B is reading the job's log
+    into memory: B keeps no log, which could hold the discarded event, and reads Redis."""
+    a, b = two_processes
+    job = await a.create("Tides")
+    job.status = "running"
+    await a.publish(job, "job", "update", job.event_data("job"))
+    await a.publish(job, "old", "update", "{}")
+    watching = asyncio.create_task(b.wait_for_events(job.id, 5))  # starts B's subscription
+    while b.bus.epoch is None:
+        await asyncio.sleep(0.01)
+    b._logs.clear()
+    loading = asyncio.create_task(b.events_after(job.id, 0))
+    while job.id not in b._heard_while_loading:  # B's read is on its way to Redis
+        await asyncio.sleep(0)
+    b._heard(job.id, "")  # a discard's announcement, before B's read returns
+    assert [e.key for e in await loading] == ["job", "old"]  # as read
+    assert job.id not in b._logs  # it may not know of the discard: it is not kept
+    await a.discard_event(job.id, "old")
+    assert [e.key for e in await b.events_after(job.id, 0)] == ["job"]
+    watching.cancel()
+
+
 async def _calls(store: RedisJobStore) -> Counter[str]:
     """How often Redis ran each command so far (those scripts run included)."""
     stats = await store._redis.info("commandstats")
