@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -43,3 +44,20 @@ def test_the_app_answers_only_the_hosts_its_settings_name(tmp_path):
 def test_importing_the_app_reads_no_settings():
     env = {**os.environ, "DRAFTLINE_PORT": "not a port", "DRAFTLINE_PASSWORD": ""}
     subprocess.run([sys.executable, "-c", "import draftline.app"], env=env, check=True)
+
+
+def test_while_apps_serve_the_collector_runs_less_often_and_then_as_before(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    before = gc.get_threshold()
+    first = TestClient(create_app(settings_for(tmp_path / "a")), base_url="http://127.0.0.1")
+    second = TestClient(create_app(settings_for(tmp_path / "b")), base_url="http://127.0.0.1")
+    with first:
+        assert gc.get_threshold()[0] >= 10 * before[0]
+        assert gc.get_freeze_count() > 0  # what startup built is never walked again
+        with second:  # apps side by side: the first to stop leaves the second its setting
+            pass
+        assert gc.get_threshold()[0] >= 10 * before[0]
+        assert first.get("/").status_code == 200
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
