@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("draftline.runner")
 
-# Streaming text is published at most this often per section (a few updates a second).
+# Streaming text is published at most this often per section (a few updates a second), counted
+# from when the last update was out: a slow publish must not mean one event per token.
 STREAM_INTERVAL = 0.25
 RESUMABLE = frozenset({"failed", "cancelled", "interrupted"})
 # Sharing Redis: how often each process looks for jobs whose process died, and how long a job
@@ -91,9 +92,9 @@ class JobReporter:
         if self.ended:
             raise JobEnded(self.job.id)
         self.ended = key == "done"
-        self._last_sent[key] = time.monotonic()
         name = "done" if key == "done" else "update"
         await self.store.publish(self.job, key, name, self.job.event_data(key), if_status)
+        self._last_sent[key] = time.monotonic()
 
     async def step(self, name: str) -> None:
         self.job.step = name
