@@ -35,6 +35,11 @@ NAME = "draftline"
 # running list. SAQ then waits 5 s for it to stop before it calls it aborted.
 BEAT = 1.0
 HEARTBEAT = 4
+# A worker takes a job into the running list, and only then, a round trip or two later, marks it
+# active. SAQ's sweep takes a job in that list that is not marked active for a dead process's and
+# aborts it (saq#277): under load that window lasts seconds, and the sweep aborted a fifth of the
+# jobs of a loaded bench run. A job seen so gets as long to be marked as a running one has to beat.
+TAKEN_GRACE = float(HEARTBEAT)
 SWEEP_EVERY = 1  # seconds; SAQ needs a whole number
 ABORT_EVERY = 0.25  # how often a worker looks for its jobs aborted by another process
 # A job just cancelled keeps its abort mark in SAQ for a moment, refusing the same key: a resume
@@ -74,8 +79,46 @@ class _RedisAwayInOneLine(logging.Filter):
 
 
 class _PatientQueue(RedisQueue):
-    """SAQ's Redis queue, but a worker slot that finds Redis away waits a second before it
-    looks again: SAQ's slot loop starts the next look at once, which would spin a core."""
+    """SAQ's Redis queue, but patient: a worker slot that finds Redis away waits a second before
+    it looks again (SAQ's slot loop starts the next look at once, which would spin a core), and
+    the sweep spares a job just taken from the line for TAKEN_GRACE before it calls it lost."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        # A job in the running list not yet marked active: when first and last seen so.
+        self._taken_seen: dict[bytes, tuple[float, float]] = {}
+        super().__init__(*args, **kwargs)
+
+    # SAQ's sweep registers its script here on first use; the script is wrapped so that what it
+    # lists as running leaves out the jobs still in their grace. The rest is SAQ's own sweep.
+    @property
+    def _cleanup_script(self):
+        return self._listing_running
+
+    @_cleanup_script.setter
+    def _cleanup_script(self, script) -> None:
+        self._listing_running = None if script is None else self._sparing_just_taken(script)
+
+    def _sparing_just_taken(self, list_running):
+        async def listed(**kwargs):
+            running = await list_running(**kwargs)
+            if not running:  # none, or another process holds the sweep this time
+                return running
+            now = time.monotonic()
+            seen, self._taken_seen = self._taken_seen, {}
+            kept = []
+            for job_id, payload in running:
+                job = self.deserialize(payload)
+                if job is not None and job.status == Status.QUEUED:
+                    first, last = seen.get(job_id, (now, now))
+                    if now - last > 2 * TAKEN_GRACE:  # seen long ago: it left, and is back
+                        first = now
+                    self._taken_seen[job_id] = (first, now)
+                    if now - first < TAKEN_GRACE:
+                        continue
+                kept.append([job_id, payload])
+            return kept
+
+        return listed
 
     async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0):
         try:

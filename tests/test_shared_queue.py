@@ -1,0 +1,56 @@
+"""The shared queue's sweep (SAQ's, on a real redis-server): what it takes for a dead process's
+job, and what it leaves alone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from draftline import shared_queue
+from draftline.shared_queue import SharedQueue
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def shared(redis_server: RedisServer) -> AsyncIterator[SharedQueue]:
+    shared = SharedQueue(redis_server.fresh_url(), slots=1)
+    await shared.queue.connect()
+    yield shared
+    await shared.queue.disconnect()
+
+
+async def take_without_marking_active(shared: SharedQueue) -> None:
+    """What a worker's dequeue does first: the job moves to the running list, still `queued`
+    until the worker's next round trip marks it active (or never, if the process dies now)."""
+    queue = shared.queue
+    await queue.redis.lmove(queue.namespace("queued"), queue.namespace("active"), "LEFT", "RIGHT")
+
+
+async def sweep(shared: SharedQueue) -> list[str]:
+    await shared.queue.redis.delete(shared.queue.namespace("sweep"))  # the lock of the last one
+    return await shared.queue.sweep(lock=1, abort=0.1)
+
+
+async def test_a_job_just_taken_from_the_line_is_not_swept_before_it_can_be_marked(shared):
+    await shared.enqueue("j1")
+    await take_without_marking_active(shared)
+    assert await sweep(shared) == [] and await sweep(shared) == []
+    job = await shared.queue.job("j1")
+    assert job.status == "queued" and await shared.in_flight() == {"j1"}
+
+
+async def test_a_job_taken_by_a_process_that_died_at_once_is_swept_after_the_grace(
+    shared, monkeypatch
+):
+    monkeypatch.setattr(shared_queue, "TAKEN_GRACE", 0.3)
+    await shared.enqueue("j1")
+    await take_without_marking_active(shared)
+    assert await sweep(shared) == []
+    await anyio.sleep(0.4)
+    assert await sweep(shared) == ["saq:job:draftline:j1"]
+    assert await shared.waiting() == ["j1"]  # back in line, for a live process to take
+
