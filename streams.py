@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -32,8 +32,25 @@ def parse_last_event_id(raw: str | None, job: Job) -> int | None:
     return seq if 0 <= seq <= job.last_seq else None
 
 
-def done_event(job: Job, prices: Prices | None = None) -> dict:
-    return {"id": str(job.last_seq), "event": "done", "data": views.snapshot(job, prices)}
+# Snapshots drawn lately, as sent. A job's state is its id, its last event and its last save
+# (every save stamps updated_at), so viewers that arrive together (a shared link, a page of
+# viewers reconnecting after a restart) share one drawing: the snapshot of a finished
+# 2,600-word article takes 14 ms to draw, the whole event loop's time.
+SNAPSHOTS_KEPT = 256
+_snapshots: OrderedDict[tuple, bytes] = OrderedDict()
+
+
+def snapshot_event(job: Job, name: str, prices: Prices | None = None) -> bytes:
+    """The event `name` ("update" or "done") that redraws every part of the job's page."""
+    state = (job.id, job.last_seq, job.updated_at, name, prices)
+    encoded = _snapshots.get(state)
+    if encoded is None:
+        encoded = ServerSentEvent(data=views.snapshot(job, prices), event=name,
+                                  id=str(job.last_seq)).encode()  # fmt: skip
+        _snapshots[state] = encoded
+        if len(_snapshots) > SNAPSHOTS_KEPT:
+            _snapshots.popitem(last=False)
+    return encoded
 
 
 async def job_events(
@@ -67,9 +84,9 @@ async def _events(store: JobStore, job: Job, last_event_id: int | None,
                   prices: Prices | None) -> AsyncIterator:  # fmt: skip
     if last_event_id is None:
         if job.is_final:
-            yield done_event(job, prices)
+            yield snapshot_event(job, "done", prices)
             return
-        yield {"id": str(job.last_seq), "event": "update", "data": views.snapshot(job, prices)}
+        yield snapshot_event(job, "update", prices)
         cursor = job.last_seq
     else:
         cursor = last_event_id
@@ -89,7 +106,7 @@ async def _events(store: JobStore, job: Job, last_event_id: int | None,
                     yield {"id": str(cursor), "event": "done", "data": views.deleted_notice()}
                     return
                 if current.is_final:  # it ended before this viewer's cursor could see it
-                    yield done_event(current, prices)
+                    yield snapshot_event(current, "done", prices)
                     return
             await store.wait_for_events(job.id, cursor)
         except StorageError:  # the store is away (Redis restarting): the viewer waits for it
