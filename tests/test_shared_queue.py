@@ -1,5 +1,5 @@
-"""The shared queue's sweep (SAQ's, on a real redis-server): what it takes for a dead process's
-job, and what it leaves alone."""
+"""The shared queue on a real redis-server: what SAQ's sweep takes for a dead process's job and
+what it leaves alone, and how processes share out the jobs in line."""
 
 from __future__ import annotations
 
@@ -55,7 +55,6 @@ async def test_a_job_taken_by_a_process_that_died_at_once_is_swept_after_the_gra
     assert await shared.waiting() == ["j1"]  # back in line, for a live process to take
 
 
-
 async def test_processes_with_free_slots_take_turns_at_the_line(redis_server):
     # Redis gives a job to the client that has waited longest: when all of a process's slots
     # waited at once, the process that started first took every job up to all its slots.
@@ -72,16 +71,18 @@ async def test_processes_with_free_slots_take_turns_at_the_line(redis_server):
         return run
 
     await first.start(runner("first"))
-    await anyio.sleep(0.3)  # every slot of the first is waiting before the second starts
-    await second.start(runner("second"))
-    await anyio.sleep(0.3)
-    for n in range(4):
-        await first.enqueue(f"job{n}")
-        await anyio.sleep(0.1)  # time for a slot to take it and the next to wait
-    with anyio.fail_after(5):
-        while len(ran["first"]) + len(ran["second"]) < 4:
-            await anyio.sleep(0.02)
-    release.set()
-    await first.close()
-    await second.close()
+    try:
+        await anyio.sleep(0.3)  # every slot of the first is waiting before the second starts
+        await second.start(runner("second"))
+        await anyio.sleep(0.3)
+        for n in range(4):
+            await first.enqueue(f"job{n}")
+            await anyio.sleep(0.1)  # time for a slot to take it and the next to wait
+        with anyio.fail_after(5):
+            while len(ran["first"]) + len(ran["second"]) < 4:
+                await anyio.sleep(0.02)
+    finally:  # the workers stop even if the jobs never started
+        release.set()
+        await first.close()
+        await second.close()
     assert len(ran["first"]) == len(ran["second"]) == 2, ran
