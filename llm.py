@@ -13,11 +13,16 @@ Each LLM object builds its client lazily and keeps it (building one costs an SSL
 pool), with the openai client's own retries off: retrying is the flow's job
 (pocketflow_nodes.RetryingNode). Every failure leaves this module as an LLMError whose message a
 person can read.
+
+The client speaks HTTP through aiohttp (openai's own `DefaultAioHttpClient`, the `aiohttp` extra)
+rather than its default httpx2 pool: a streamed token costs a fifth less of the app's CPU that
+way (bench/load.py, 100 jobs: 0.070 s of app CPU per job, 0.056 s with aiohttp).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import sys
@@ -26,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+import aiohttp
 import openai
 
 from .config import Settings, SettingsError
@@ -123,12 +129,15 @@ class LLM:
             raise LLMError(current.unavailable, transient=False)
         if self._client is None:
             timeout = self.settings.llm_timeout
+            base_url, basic_auth = _split_credentials(current.base_url)
             self._client = openai.AsyncOpenAI(
                 # Local servers (Ollama, llama.cpp) need no key, but the client insists on one.
                 api_key=self.settings.openai_api_key or "not-needed",
-                base_url=current.base_url,
+                base_url=base_url,
+                default_headers={"Authorization": basic_auth} if basic_auth else None,
                 timeout=openai.Timeout(timeout, connect=min(10.0, timeout)),
                 max_retries=0,
+                http_client=openai.DefaultAioHttpClient(),
             )
         return self._client
 
@@ -219,15 +228,14 @@ class LLM:
         except LLMError:
             raise
         except (TimeoutError, openai.APITimeoutError) as exc:
+            if _refused_or_dropped(exc):
+                raise _lost_connection(current, exc) from exc
             message = f"The model did not answer within {timeout:g} s."
             raise LLMError(message, transient=True) from exc
         except openai.APIStatusError as exc:
             raise _status_error(exc, current.model) from exc
         except openai.APIConnectionError as exc:  # refused, reset, or a stream cut short
-            # The address is for the owner's log: it may carry credentials, and viewers see errors.
-            log.warning("lost the connection to the LLM at %s: %s", _safe_url(current.base_url),
-                        exc)  # fmt: skip
-            raise LLMError("Lost the connection to the LLM.", transient=True) from exc
+            raise _lost_connection(current, exc) from exc
         if usage is not None and on_usage is not None:  # the caller's errors stay its own
             await on_usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
 
@@ -239,8 +247,38 @@ def backend_from(settings: Settings) -> Backend:
     return Backend(name, settings.model, base_url, settings.llm_configured)
 
 
+def _refused_or_dropped(exc: BaseException | None) -> bool:
+    """Whether a timeout from the client is a refused or dropped connection in disguise: openai's
+    aiohttp adapter reports every aiohttp connection error as a connect timeout."""
+    while exc is not None:
+        if isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _lost_connection(current: Backend, exc: Exception) -> LLMError:
+    # The address is for the owner's log: it may carry credentials, and viewers see errors.
+    log.warning("lost the connection to the LLM at %s: %s", _safe_url(current.base_url), exc)
+    return LLMError("Lost the connection to the LLM.", transient=True)
+
+
 def _turns_for(backend: Backend) -> asyncio.Semaphore | None:
     return asyncio.Semaphore(backend.concurrency) if backend.concurrency else None
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """`url` without its user and password, and those as a Basic Authorization header (or None).
+
+    A base URL may carry them, for an LLM behind a proxy that asks for a password. aiohttp
+    refuses such a URL beside the key's header, so they are sent as the header instead, taking
+    the key's place, as the httpx client did."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    header = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), header
 
 
 def _safe_url(url: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from draftline.config import Settings
 from draftline.llm import LLM, Backend, LLMError, LLMNotConfigured
+from tests.fake_llm import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -104,6 +106,45 @@ async def test_a_stream_that_goes_quiet_fails_within_the_timeout_as_transient(ll
         await chat.aclose()
     assert failure.value.transient
     assert asyncio.get_running_loop().time() - started < 1.5
+
+
+async def test_a_refused_connection_fails_at_once_as_lost_not_as_a_timeout():
+    chat = LLM(Settings(openai_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_timeout=30))
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(LLMError, match="Lost the connection to the LLM") as failure:
+            [p async for p in chat.stream(SAY_HI, max_tokens=50)]
+    finally:
+        await chat.aclose()
+    assert failure.value.transient
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_a_user_and_password_in_the_base_url_go_as_basic_auth_in_place_of_the_key():
+    heads = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append((await reader.readuntil(b"\r\n\r\n")).decode())
+        writer.write(b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n"
+                     b"content-length: 2\r\nconnection: close\r\n\r\n{}")  # fmt: skip
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    chat = LLM(Settings(openai_base_url=f"http://ann:p%40ss@127.0.0.1:{port}/v1",
+                        openai_api_key="sk-key"))  # fmt: skip
+    try:
+        with pytest.raises(LLMError, match="refused our credentials"):
+            await chat.complete(SAY_HI, max_tokens=5)
+    finally:
+        await chat.aclose()
+        server.close()
+    lines = heads[0].lower().split("\r\n")
+    assert lines[0] == "post /v1/chat/completions http/1.1"
+    assert f"host: 127.0.0.1:{port}" in lines
+    assert "authorization: basic " + base64.b64encode(b"ann:p@ss").decode().lower() in lines
+    assert "sk-key" not in heads[0]
 
 
 async def test_a_caller_slower_than_the_timeout_between_pieces_still_gets_every_piece(llm):
