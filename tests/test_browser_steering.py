@@ -153,8 +153,10 @@ def test_the_outline_is_reviewed_in_place_then_write_it_goes_live_to_ready(brows
     expect(page.locator(TITLES).nth(1)).to_have_value("Spring and neap tides")
     wait_for(lambda: api(client, job)["outline"][1] == "Spring and neap tides")
 
+    llm.token_delay = 0.05  # a second per section: the page's stream opens long before it ends
     page.get_by_role("button", name="Write it").click()
     seen(page, "#section-0.is-writing")  # the sections stream in, live
+    llm.token_delay = 0.01
     expect(page.get_by_role("status")).to_have_text(READY)
     expect(page.locator("#article .prose h1")).to_have_text("Tides")
     written = page.locator("#sections .section h2").all_text_contents()
