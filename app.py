@@ -354,6 +354,7 @@ async def lifespan(app: Starlette):
     app.state.llm = llm.LLM(settings)
     # The embedded default when no OPENAI_* is set: it points the LLM at its server.
     local = await local_model.start(settings, app.state.llm.use)
+    app.state.llm.prepare()
     app.state.store = open_store(settings.store_url)
     # Sharing Redis, jobs wait in one line for every process: whichever has a slot runs them.
     shared = SharedQueue(settings.store_url, settings.max_running_jobs) if (

@@ -114,6 +114,14 @@ class LLM:
         old, self._client = self._client, None
         if old is not None:
             await old.close()
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Build the client now, if there can be one. Building it holds the event loop for some
+        70 ms (an SSL context and its certificates): at startup rather than in the middle of the
+        first jobs, which would all wait it out, with every page."""
+        with contextlib.suppress(LLMError):
+            self.client()
 
     async def aclose(self) -> None:
         old, self._client = self._client, None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openai
 import pytest
 
 from draftline.config import Settings
@@ -54,6 +55,27 @@ async def test_using_another_backend_closes_the_old_client():
     assert new is not old and str(new.base_url) == "http://127.0.0.1:10/v1/"
     await chat.aclose()
     assert new.is_closed()
+
+
+async def test_prepare_builds_the_client_before_the_first_call_and_the_call_reuses_it(
+    llm, monkeypatch
+):
+    built = []
+    real = openai.AsyncOpenAI
+    monkeypatch.setattr(openai, "AsyncOpenAI", lambda **kw: built.append(kw) or real(**kw))
+    LLM(Settings()).prepare()  # nothing configured: nothing built, and no error
+    assert built == []
+    chat = LLM(Settings(openai_base_url=llm.base_url, model="fake"))
+    try:
+        chat.prepare()
+        assert len(built) == 1
+        assert (await chat.complete(SAY_HI, max_tokens=5)).text
+        await chat.use(Backend("local llama.cpp", "fake", llm.base_url, True))
+        assert len(built) == 2  # a new backend: its client is built at once too
+        assert (await chat.complete(SAY_HI, max_tokens=5)).text
+        assert len(built) == 2
+    finally:
+        await chat.aclose()
 
 
 async def test_an_unavailable_backend_fails_every_call_at_once():
