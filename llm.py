@@ -9,10 +9,10 @@ of a stream then carries them) and hands them to the caller's `on_usage`, once p
 that ignores the option (llama.cpp's, in llama-cpp-python) sends none: nothing is counted rather
 than guessed.
 
-Each LLM object builds its client lazily and keeps it (building one costs an SSL context and a
-pool), with the openai client's own retries off: retrying is the flow's job
-(pocketflow_nodes.RetryingNode). Every failure leaves this module as an LLMError whose message a
-person can read.
+Each LLM object builds its client once, at startup (`prepare`) or else at its first call, and
+keeps it (building one costs an SSL context and a pool), with the openai client's own retries
+off: retrying is the flow's job (pocketflow_nodes.RetryingNode). Every failure leaves this
+module as an LLMError whose message a person can read.
 
 The client speaks HTTP through aiohttp (openai's own `DefaultAioHttpClient`, the `aiohttp` extra)
 rather than its default httpx2 pool: a streamed token costs half the CPU to read that way
