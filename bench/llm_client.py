@@ -35,8 +35,8 @@ async def read_streams(base_url: str, http_client: type, streams: int, tokens: i
                "messages": [{"role": "user", "content": words}]}  # fmt: skip
 
     async def one() -> int:
-        response = await client.post("/chat/completions", body=request, cast_to=object,
-                                     stream=True, stream_cls=openai.AsyncStream[object])  # fmt: skip
+        response = await client.post("/chat/completions", body=request, cast_to=object, stream=True,
+                                     stream_cls=openai.AsyncStream[object])  # fmt: skip
         return len([chunk async for chunk in response if chunk.get("choices")])
 
     try:
