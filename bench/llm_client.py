@@ -22,6 +22,7 @@ import openai
 
 from bench.figures import machine
 from tests.fake_llm import free_port
+from tests.sse import wait_for
 
 CLIENTS = {"httpx2": openai.DefaultAsyncHttpx2Client, "aiohttp": openai.DefaultAioHttpClient}
 
@@ -48,6 +49,14 @@ async def read_streams(base_url: str, http_client: type, streams: int, tokens: i
         await client.close()
 
 
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--streams", type=int, default=100)
@@ -59,12 +68,7 @@ def main() -> None:
                              "--token-delay", "0.01"])  # fmt: skip
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        for _ in range(100):  # until the fake answers
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), timeout=10)
         costs: dict[str, list[float]] = {name: [] for name in CLIENTS}
         for _ in range(args.rounds):
             for name, http_client in CLIENTS.items():
