@@ -214,24 +214,17 @@ class LLM:
             # still raises its usual errors, for a bad status or an error in the stream.
             response = await self.client().post("/chat/completions", body=request, cast_to=object,
                                                 stream=True, stream_cls=openai.AsyncStream[object])
-            chunks = aiter(response)
             try:
-                # One deadline, moved on by every chunk, and off while the caller has the piece
-                # (a cancellation must never land in the caller's code).
-                async with asyncio.timeout(None) as quiet:
-                    while True:
-                        quiet.reschedule(asyncio.get_running_loop().time() + timeout)
-                        try:
-                            chunk = await anext(chunks)
-                        except StopAsyncIteration:
-                            break
-                        quiet.reschedule(None)
-                        usage = chunk.get("usage") or usage
-                        for choice in chunk.get("choices") or ():
-                            text = (choice.get("delta") or {}).get("content")
-                            finish = choice.get("finish_reason")
-                            if text or finish:
-                                yield text or "", finish
+                # A stream that goes quiet fails on the client's read timeout (aiohttp's
+                # sock_read: time without a byte from the server, not time the caller spends
+                # with a piece), so no timer of ours is moved on every token.
+                async for chunk in response:
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        finish = choice.get("finish_reason")
+                        if text or finish:
+                            yield text or "", finish
             finally:
                 await response.close()
         except LLMError:
