@@ -86,3 +86,83 @@ async def test_processes_with_free_slots_take_turns_at_the_line(redis_server):
         await first.close()
         await second.close()
     assert len(ran["first"]) == len(ran["second"]) == 2, ran
+
+
+async def running(queue: SharedQueue, job_ids: list[str], release: anyio.Event) -> None:
+    """Start the queue's worker and run these jobs on it until `release`."""
+    started: list[str] = []
+
+    async def run(job_id: str) -> None:
+        started.append(job_id)
+        await release.wait()
+
+    await queue.start(run)
+    for job_id in job_ids:
+        await queue.enqueue(job_id)
+    with anyio.fail_after(5):
+        while len(started) < len(job_ids):
+            await anyio.sleep(0.02)
+
+
+def stored_touch(client, queue: SharedQueue, job_id: str) -> tuple[str, int]:
+    job = queue.queue.deserialize(client.get(f"saq:job:{shared_queue.NAME}:{job_id}"))
+    return job.status, job.touched
+
+
+async def test_one_beat_touches_every_job_running_here(redis_server):
+    import redis
+
+    url = redis_server.fresh_url()
+    queue, release = SharedQueue(url, slots=2), anyio.Event()
+    client = redis.Redis.from_url(url)
+    try:
+        await running(queue, ["j1", "j2"], release)
+        before = {j: stored_touch(client, queue, j) for j in ("j1", "j2")}
+        await anyio.sleep(0.01)
+        await queue.touch()
+        touched = {j: stored_touch(client, queue, j) for j in ("j1", "j2")}
+    finally:
+        release.set()
+        await queue.close()
+        client.close()
+    for job_id in ("j1", "j2"):
+        assert touched[job_id][0] == "active" and touched[job_id][1] > before[job_id][1]
+
+
+async def test_a_beat_leaves_a_job_aborted_by_another_process_aborted(redis_server):
+    import redis
+
+    url = redis_server.fresh_url()
+    queue, other, release = SharedQueue(url, slots=1), SharedQueue(url, slots=1), anyio.Event()
+    client = redis.Redis.from_url(url)
+    await other.queue.connect()
+    try:
+        await running(queue, ["j1"], release)
+        queue._worker.timers["abort"] = 60  # the worker does not act on it during the test
+        assert await other.abort("j1", "cancelled") == "active"
+        aborted = stored_touch(client, queue, "j1")
+        await queue.touch()
+        assert stored_touch(client, queue, "j1") == aborted and aborted[0] == "aborting"
+    finally:
+        release.set()
+        await queue.close()
+        await other.queue.disconnect()
+        client.close()
+
+
+async def test_a_job_running_longer_than_the_heartbeat_is_never_swept(redis_server, monkeypatch):
+    monkeypatch.setattr(shared_queue, "HEARTBEAT", 1)
+    monkeypatch.setattr(shared_queue, "BEAT", 0.2)
+    url = redis_server.fresh_url()
+    queue, release = SharedQueue(url, slots=1), anyio.Event()
+    try:
+        await running(queue, ["j1"], release)
+        swept = []
+        for _ in range(10):  # 2.5 s: more than twice the heartbeat
+            await anyio.sleep(0.25)
+            swept += await sweep(queue)
+        job = await queue.queue.job("j1")
+    finally:
+        release.set()
+        await queue.close()
+    assert swept == [] and job.status == "active"
