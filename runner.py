@@ -86,15 +86,17 @@ class JobReporter:
         self.ended = False
         self._last_sent: dict[str, float] = {}
 
-    async def publish(self, key: str, if_status: str | None = None) -> None:
-        """Save the job and send the change; with `if_status`, only while the stored job still
-        has that status (store.JobStore.publish)."""
+    async def publish(self, *keys: str, if_status: str | None = None) -> None:
+        """Save the job and send the change of each key, together; with `if_status`, only while
+        the stored job still has that status (store.JobStore.publish)."""
         if self.ended:
             raise JobEnded(self.job.id)
-        self.ended = key == "done"
-        name = "done" if key == "done" else "update"
-        await self.store.publish(self.job, key, name, self.job.event_data(key), if_status)
-        self._last_sent[key] = time.monotonic()
+        self.ended = "done" in keys
+        events = [(key, "done" if key == "done" else "update", self.job.event_data(key))
+                  for key in keys]  # fmt: skip
+        await self.store.publish_many(self.job, events, if_status)
+        sent = time.monotonic()
+        self._last_sent.update((key, sent) for key in keys)
 
     async def step(self, name: str) -> None:
         self.job.step = name
@@ -111,9 +113,10 @@ class JobReporter:
 
     async def section(self, index: int, text: str, done: bool) -> None:
         self.job.sections[index].update(text=text, done=done)
-        await self._publish_streaming(f"section:{index}", done)
-        if done:  # a finished section moves the progress bar and the status line
-            await self.publish("job")
+        if done:  # a finished section moves the progress bar and the status line too
+            await self.publish(f"section:{index}", "job")
+        else:
+            await self._publish_streaming(f"section:{index}", done)
 
     async def rewrite(self, index: int, text: str, done: bool) -> None:
         """A finished section written again: the new text streams beside the old one, and takes
@@ -126,8 +129,7 @@ class JobReporter:
         del section["rewrite"]
         section.update(previous=section["text"], text=text,
                        instruction=(self.job.redo or {}).get("instruction", ""))  # fmt: skip
-        await self.publish(f"section:{index}")
-        await self.publish("job")
+        await self.publish(f"section:{index}", "job")
 
     async def usage(self, prompt_tokens: int, completion_tokens: int) -> None:
         """The tokens one LLM call used, as its server reported them, added to the job's; past
@@ -224,7 +226,7 @@ class JobRunner:
         stop(job, "interrupted")
         job.queue_position = None
         try:
-            await self._reporter(job).publish("done", if_status)
+            await self._reporter(job).publish("done", if_status=if_status)
         except StorageError:
             log.error("could not mark job %s interrupted: the store cannot save", job.id)
 

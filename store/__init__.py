@@ -77,6 +77,12 @@ class JobStore(Protocol):
         answer is None. If it cannot be saved, the event still reaches the job's current viewers
         (so a final `done` still ends their streams), and then StorageError is raised."""
 
+    async def publish_many(self, job: Job, events: list[tuple[str, str, str]],
+                           if_status: str | None = None) -> list[Event] | None:  # fmt: skip
+        """publish() for several (key, name, data) events, in one step: they get consecutive
+        seqs, and viewers wake once for them all (a finished section moves the progress bar
+        too)."""
+
     async def discard_event(self, job_id: str, key: str) -> None:
         """Forget the job's event with this key (a resumed job's old `done`)."""
 

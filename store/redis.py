@@ -85,31 +85,38 @@ if redis.call('EXISTS', job) == 0 then return 0 end
 put(ARGV[3], ARGV[4], ARGV[5])
 return 1
 """
-# ARGV: prefix, id, record, status, client, key, event, lowest seq, event name, channel, the
-# status the stored job must have ('' for any). The new seq, 0 for a deleted job, -1 for a job
-# whose status is not that one. The lowest seq keeps ids above those this process handed out
-# from memory while Redis was away, so its viewers' cursors never run ahead of the job.
+# ARGV: prefix, id, record, status, client, lowest seq, channel, the status the stored job must
+# have ('' for any), then (key, event, event name) for each event. The first new seq, 0 for a
+# deleted job, -1 for a job whose status is not that one. The lowest seq keeps ids above those
+# this process handed out from memory while Redis was away, so its viewers' cursors never run
+# ahead of the job. One message announces all the events, so viewers wake once for them.
 _PUBLISH = _LUA_JOB + """
 if redis.call('EXISTS', job) == 0 then return 0 end
-if ARGV[11] ~= '' and redis.call('HGET', job, 'status') ~= ARGV[11] then return -1 end
+if ARGV[8] ~= '' and redis.call('HGET', job, 'status') ~= ARGV[8] then return -1 end
 put(ARGV[3], ARGV[4], ARGV[5])
-local seq = redis.call('HINCRBY', job, 'last_seq', 1)
-if seq < tonumber(ARGV[8]) then
-  seq = tonumber(ARGV[8])
-  redis.call('HSET', job, 'last_seq', seq)
+local count = (#ARGV - 8) / 3
+local first = redis.call('HINCRBY', job, 'last_seq', count) - count + 1
+if first < tonumber(ARGV[6]) then
+  first = tonumber(ARGV[6])
+  redis.call('HSET', job, 'last_seq', first + count - 1)
 end
 local events, keys = p .. 'events:' .. id, p .. 'event-keys:' .. id
-local old = redis.call('HGET', keys, ARGV[6])
-if old then redis.call('ZREMRANGEBYSCORE', events, old, old) end
-redis.call('HSET', keys, ARGV[6], seq)
-redis.call('ZADD', events, seq, ARGV[7])
-if ARGV[9] == 'done' then
+local lines = {}
+for i = 0, count - 1 do
+  local key, event, seq = ARGV[9 + 3 * i], ARGV[10 + 3 * i], first + i
+  local old = redis.call('HGET', keys, key)
+  if old then redis.call('ZREMRANGEBYSCORE', events, old, old) end
+  redis.call('HSET', keys, key, seq)
+  redis.call('ZADD', events, seq, event)
+  lines[#lines + 1] = seq .. ' ' .. event
+end
+if ARGV[#ARGV] == 'done' then
   redis.call('HDEL', job, 'live')
 else
   redis.call('HSET', job, 'live', 1)
 end
-redis.call('PUBLISH', ARGV[10], id .. ' ' .. seq .. ' ' .. ARGV[7])
-return seq
+redis.call('PUBLISH', ARGV[7], id .. ' ' .. table.concat(lines, '\\n'))
+return first
 """
 # ARGV: prefix, id, key, channel
 _DISCARD = _LUA_JOB + """
@@ -238,27 +245,38 @@ class RedisJobStore:
 
         If Redis cannot save it, the event still reaches this process's viewers (from memory,
         so a final `done` still ends their streams), and then StorageError is raised."""
+        published = await self.publish_many(job, [(key, name, data)], if_status)
+        return published[0] if published else None
+
+    async def publish_many(self, job: Job, events: list[tuple[str, str, str]],
+                           if_status: str | None = None) -> list[Event] | None:  # fmt: skip
+        """publish() for several (key, name, data) events at once: one script, one message."""
         job.updated_at = time.time()
-        payload = json.dumps([key, name, data, job.updated_at])
+        args = []
+        for key, name, data in events:
+            args += (key, json.dumps([key, name, data, job.updated_at]), name)
         try:
             with self._talking("publish an event"):
-                seq = await self._run("publish", job.id, _record(job), job.status, job.client,
-                                      key, payload, job.last_seq + 1, name, self.bus.channel,
-                                      if_status or "")  # fmt: skip
+                first = await self._run("publish", job.id, _record(job), job.status, job.client,
+                                        job.last_seq + 1, self.bus.channel, if_status or "",
+                                        *args)  # fmt: skip
         except StorageError:
-            job.last_seq += 1  # above every id this process has handed out for the job
-            event = Event(job.last_seq, key, name, data, job.updated_at)
-            self._unsaved.setdefault(job.id, {})[key] = event
+            unsaved = self._unsaved.setdefault(job.id, {})
+            for key, name, data in events:
+                job.last_seq += 1  # above every id this process has handed out for the job
+                unsaved[key] = Event(job.last_seq, key, name, data, job.updated_at)
             self.bus.notify(job.id)
             raise
-        if seq == -1:
+        if first == -1:
             return None
-        if not seq:
+        if not first:
             raise StorageError(GONE)
-        job.last_seq = seq
-        if name == "done":
+        published = [Event(seq, key, name, data, job.updated_at)
+                     for seq, (key, name, data) in enumerate(events, first)]  # fmt: skip
+        job.last_seq = published[-1].seq
+        if published[-1].name == "done":
             self._unsaved.pop(job.id, None)
-        return Event(seq, key, name, data, job.updated_at)
+        return published
 
     async def discard_event(self, job_id: str, key: str) -> None:
         with self._talking("discard an event"):
@@ -358,7 +376,7 @@ class RedisJobStore:
         return log
 
     def _heard(self, job_id: str, message: str) -> None:
-        """A message on the wake-up channel: `seq payload` for an event, empty for anything
+        """A message on the wake-up channel: `seq payload` lines for events, empty for anything
         else (deleted, an event discarded), after which the job's log is read again."""
         if job_id in self._heard_while_loading:
             self._heard_while_loading[job_id].append(message)
@@ -448,15 +466,19 @@ class _LiveLog:
         self.live = True
 
     def apply(self, message: str) -> bool:
-        """Take in an event message (`seq payload`); False for one it already holds."""
-        seq, _, payload = message.partition(" ")
-        if int(seq) <= self.seq:
-            return False
-        event = _event(int(seq), payload)
-        self.events[event.key] = event
-        self.seq = event.seq
-        self.live = event.name != "done"
-        return True
+        """Take in an event message (a `seq payload` line per event); False for one whose
+        events it already holds."""
+        news = False
+        for line in message.split("\n"):
+            seq, _, payload = line.partition(" ")
+            if int(seq) <= self.seq:
+                continue
+            event = _event(int(seq), payload)
+            self.events[event.key] = event
+            self.seq = event.seq
+            self.live = event.name != "done"
+            news = True
+        return news
 
 
 class RedisBus:

@@ -171,34 +171,42 @@ class SQLiteJobStore:
 
         If it cannot be saved, the event still reaches the job's viewers (from memory, so a
         final `done` still ends their streams), and then StorageError is raised."""
+        published = await self.publish_many(job, [(key, name, data)], if_status)
+        return published[0] if published else None
+
+    async def publish_many(self, job: Job, events: list[tuple[str, str, str]],
+                           if_status: str | None = None) -> list[Event] | None:  # fmt: skip
+        """publish() for several (key, name, data) events at once: one write, one wake-up."""
         if if_status is not None:
             row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job.id,)).fetchone()
             if row is None or row["status"] != if_status:
                 return None
-        job.last_seq += 1
         job.updated_at = time.time()
-        event = Event(job.last_seq, key, name, data, job.updated_at)
+        first = job.last_seq + 1
+        job.last_seq += len(events)
+        published = [Event(seq, key, name, data, job.updated_at)
+                     for seq, (key, name, data) in enumerate(events, first)]  # fmt: skip
         failure = None
         try:
             with self._writing():
                 self._update(job)
-                self._db.execute(
+                self._db.executemany(
                     "INSERT OR REPLACE INTO events (job_id, seq, key, name, data, published_at) "
                     "VALUES (?,?,?,?,?,?)",
-                    (job.id, event.seq, key, name, data, event.published_at),
+                    [(job.id, e.seq, e.key, e.name, e.data, e.published_at) for e in published],
                 )
         except StorageError as exc:
             failure = exc
-        if name == "done" and failure is None:
+        if published[-1].name == "done" and failure is None:
             self._live.pop(job.id, None)
         else:  # running, or ended without being saved: viewers are served from memory
             if job.id not in self._live:
                 self._live[job.id] = {e.key: e for e in self._events_in_db(job.id, 0)}
-            self._live[job.id][key] = event
+            self._live[job.id].update((event.key, event) for event in published)
         self.bus.notify(job.id)
         if failure is not None:
             raise failure
-        return event
+        return published
 
     async def discard_event(self, job_id: str, key: str) -> None:
         with self._writing():

@@ -140,6 +140,44 @@ async def test_events_are_numbered_per_job_and_compacted_per_key(store):
     assert [e.seq for e in await store.events_after(other.id, 0)] == [1]  # its own numbering
 
 
+async def test_events_published_together_get_consecutive_ids_and_supersede_by_key(store):
+    job = await store.create("Tides")
+    job.status, job.sections = "running", [{"title": "One", "text": "A", "done": False}]
+    await store.publish(job, "section:0", "update", job.event_data("section:0"))
+    job.sections[0].update(text="AB", done=True)
+    published = await store.publish_many(job, [
+        ("section:0", "update", job.event_data("section:0")),
+        ("job", "update", job.event_data("job"))])  # fmt: skip
+    assert [(e.seq, e.key) for e in published] == [(2, "section:0"), (3, "job")]
+    events = await store.events_after(job.id, 0)
+    assert [(e.seq, e.key) for e in events] == [(2, "section:0"), (3, "job")]
+    assert '"AB"' in events[0].data and (await store.get(job.id)).last_seq == job.last_seq == 3
+    assert await store.is_live(job.id)
+
+
+async def test_a_watching_viewer_wakes_to_all_the_events_published_together(store):
+    job = await store.create("Tides")
+    job.status = "running"
+    await store.publish(job, "job", "update", job.event_data("job"))
+    assert [e.seq for e in await store.events_after(job.id, 0)] == [1]  # a viewer is watching
+    waiting = asyncio.create_task(store.wait_for_events(job.id, 1))
+    await asyncio.sleep(0.05)
+    job.outline = ["One"]
+    await store.publish_many(job, [("outline", "update", job.event_data("outline")),
+                                   ("job", "update", job.event_data("job"))])  # fmt: skip
+    await asyncio.wait_for(waiting, 2)
+    assert [(e.seq, e.key) for e in await store.events_after(job.id, 1)] == [
+        (2, "outline"), (3, "job")]  # fmt: skip
+
+
+async def test_events_published_together_are_conditional_together(store):
+    job = await store.create("Tides")
+    assert await store.publish_many(job, [("job", "update", job.event_data("job")),
+                                          ("outline", "update", job.event_data("outline"))],
+                                    if_status="running") is None  # fmt: skip
+    assert await store.events_after(job.id, 0) == [] and (await store.get(job.id)).last_seq == 0
+
+
 async def test_publishing_saves_the_job(store):
     job = await store.create("Tides")
     job.status, job.step = "running", "outline"
