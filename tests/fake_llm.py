@@ -183,7 +183,9 @@ class FakeLLM:
     def start(self) -> "FakeLLM":
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # injected drops are expected
         self.port = self.port or free_port()
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_config=None)
+        # The stock asyncio loop whatever is installed, so the fake costs the same beside any app.
+        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_config=None,
+                                loop="asyncio")  # fmt: skip
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -239,4 +241,4 @@ if __name__ == "__main__":
     parser.add_argument("--fail-rate", type=float, default=0.0)
     args = parser.parse_args()
     fake = FakeLLM(token_delay=args.token_delay, sections=args.sections, fail_rate=args.fail_rate)
-    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning", loop="asyncio")
