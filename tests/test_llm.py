@@ -13,6 +13,8 @@ from pathlib import Path
 import openai
 import pytest
 
+import draftline.llm
+
 from draftline.config import Settings
 from draftline.llm import LLM, Backend, LLMError, LLMNotConfigured
 from tests.fake_llm import free_port
@@ -180,6 +182,55 @@ async def test_a_caller_slower_than_the_timeout_between_pieces_still_gets_every_
     finally:
         await chat.aclose()
     assert "".join(pieces) == "Friendly: Say hi."
+
+
+LONG_DRAFT = [{"role": "user", "content": "Style it.\n\n" + " ".join(f"w{i}" for i in range(30))}]
+
+
+async def reads_of_one_stream(chat: LLM) -> tuple[str, int]:
+    """The reply, and how many reads it came in: pieces within 10 ms of each other came in one."""
+    loop, arrivals, pieces = asyncio.get_running_loop(), [], []
+    async for piece in chat.stream(LONG_DRAFT, max_tokens=100):
+        arrivals.append(loop.time())
+        pieces.append(piece)
+    reads = 1 + sum(later - earlier > 0.01 for earlier, later in zip(arrivals, arrivals[1:]))
+    return "".join(pieces), reads
+
+
+async def test_with_many_streams_open_each_is_read_in_batches(llm, monkeypatch):
+    llm.token_delay = 0.03  # 31 tokens over about 0.9 s
+    chat = LLM(Settings(openai_base_url=llm.base_url, model="fake"))
+    try:
+        alone, reads_alone = await reads_of_one_stream(chat)  # fewer than GATHER_FROM open
+        monkeypatch.setattr(draftline.llm, "GATHER_FROM", 1)
+        monkeypatch.setattr(draftline.llm, "GATHER_PAUSE", 0.2)
+        gathered, reads_gathered = await reads_of_one_stream(chat)
+    finally:
+        await chat.aclose()
+    assert gathered == alone == "Friendly: " + " ".join(f"w{i}" for i in range(30))
+    assert reads_alone >= 20, reads_alone  # a token a read
+    # About one read every 0.2 s; as many as tokens if the connection under openai's client
+    # could not be found (llm._transport_of), and streams were read as they came.
+    assert reads_gathered <= 8, reads_gathered
+
+
+async def test_a_connection_paused_between_reads_reads_again_once_its_stream_ends(llm, monkeypatch):
+    # It goes back to the pool: left paused, the next call on it would wait out the pause.
+    monkeypatch.setattr(draftline.llm, "GATHER_FROM", 1)
+    monkeypatch.setattr(draftline.llm, "GATHER_PAUSE", 0.3)
+    llm.token_delay = 0.01
+    ended = []
+    real_stop = draftline.llm._Gathering.stop
+    monkeypatch.setattr(draftline.llm._Gathering, "stop",
+                        lambda gathering: ended.append(gathering) or real_stop(gathering))  # fmt: skip
+    chat = LLM(Settings(openai_base_url=llm.base_url, model="fake"))
+    try:
+        reply, reads = await reads_of_one_stream(chat)
+        transport = ended[0].transport
+        assert reads > 1 and not transport.is_closing() and transport.is_reading()
+        assert (await chat.complete(SAY_HI, max_tokens=50)).text == "Friendly: Say hi."
+    finally:
+        await chat.aclose()
 
 
 async def test_streamed_chunks_reach_the_caller_as_parsed_without_building_models(llm, monkeypatch):
