@@ -28,7 +28,7 @@ VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 def start(page: Page, topic: str) -> None:
     page.get_by_label("Topic").fill(topic)
     page.get_by_role("button", name="Generate").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(topic)
+    expect(page.locator("#job-title")).to_have_text(topic)
 
 
 @pytest.mark.browser

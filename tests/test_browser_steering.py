@@ -50,7 +50,7 @@ def start(page: Page, topic: str, *, review: bool = False, **options: str) -> st
     if review:
         page.get_by_role("checkbox", name=re.compile("review the outline")).check()
     page.get_by_role("button", name="Generate").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(topic)
+    expect(page.locator("#job-title")).to_have_text(topic)
     return job_id(page)
 
 
