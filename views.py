@@ -8,6 +8,7 @@ through `markdown()`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -41,8 +42,41 @@ def markdown(text: str, *, standalone: bool = False) -> Markup:
     `standalone` is for a file read away from this server (an export), where a relative link
     leads nowhere, or with `//host/share` to a file share: only absolute links stay links.
     """
-    html = _markdown.render(text or "")
-    clean = nh3.clean(
+    text = text or ""
+    if standalone or "]:" in text:  # a link reference reaches across blocks: read it whole
+        return Markup(_sanitized(_markdown.render(text or ""), standalone))
+    # A streaming article is drawn again every STREAM_INTERVAL, so each block is drawn once and
+    # remembered: the cost of an update is its last paragraph, not the whole article so far.
+    return Markup("".join(_block_html(block) for block in blocks(text)))
+
+
+# Where one Markdown block ends and the next cannot belong to it: a blank line, then a line that
+# starts with a letter or a heading's #. Not a list marker, a digit (1. …), an indent or a >,
+# which could continue a list or a quote and change how the part before it reads.
+_BLOCK_START = re.compile(r"\n\n(?=[^\W\d_]|#)")
+# A code fence can hold blank lines, and a list or quote around it can end it early: from the
+# first one on, the text is one piece (a rare case in an article, and never a wrong one).
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+
+
+def blocks(text: str) -> list[str]:
+    """`text` cut into pieces that render, one by one, to exactly what the whole renders to."""
+    fence = _FENCE.search(text)
+    pieces, start = [], 0
+    for cut in _BLOCK_START.finditer(text, 0, fence.start() if fence else len(text)):
+        pieces.append(text[start:cut.end()])
+        start = cut.end()
+    pieces.append(text[start:])
+    return pieces
+
+
+@functools.lru_cache(maxsize=4096)
+def _block_html(block: str) -> str:
+    return _sanitized(_markdown.render(block), standalone=False)
+
+
+def _sanitized(html: str, standalone: bool) -> str:
+    return nh3.clean(
         html,
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
@@ -50,7 +84,6 @@ def markdown(text: str, *, standalone: bool = False) -> Markup:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
-    return Markup(clean)
 
 
 def _absolute_links_only(tag: str, attribute: str, value: str) -> str | None:
