@@ -351,6 +351,9 @@ async def lifespan(app: Starlette):
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
     for chatty in ("httpx", "httpx2", "openai"):  # one INFO line per LLM request is noise
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Under plain `uvicorn`, its access log follows its own --log-level (INFO by default): a
+    # line per request, 6 % of the app's CPU while a thousand viewers connect.
+    logging.getLogger("uvicorn.access").setLevel(settings.log_level.upper())
     app.state.llm = llm.LLM(settings)
     # The embedded default when no OPENAI_* is set: it points the LLM at its server.
     local = await local_model.start(settings, app.state.llm.use)

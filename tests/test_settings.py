@@ -115,3 +115,14 @@ def test_draftline_refuses_to_start_on_a_bad_value_and_says_which():
         "string as an integer (got 'abc')\n"
     )
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("level, logged", [("info", True), ("warning", False)])
+def test_the_log_level_quiets_the_line_per_request_under_plain_uvicorn(start_app, level, logged):
+    """`uvicorn --factory draftline.app:create_app` logs every request at INFO unless told
+    otherwise on its own command line; DRAFTLINE_LOG_LEVEL says so too."""
+    server = start_app(DRAFTLINE_LOG_LEVEL=level)
+    with server.client() as http:
+        assert http.get("/").status_code == 200
+    server.stop()
+    assert ('"GET / HTTP/1.1" 200' in server.log()) is logged, server.log()
