@@ -354,6 +354,7 @@ async def lifespan(app: Starlette):
     # Under plain `uvicorn`, its access log follows its own --log-level (INFO by default): a
     # line per request, 6 % of the app's CPU while a thousand viewers connect.
     logging.getLogger("uvicorn.access").setLevel(settings.log_level.upper())
+    views.compile_templates()
     app.state.llm = llm.LLM(settings)
     # The embedded default when no OPENAI_* is set: it points the LLM at its server.
     local = await local_model.start(settings, app.state.llm.use)

@@ -75,3 +75,16 @@ def test_markdown_cuts_an_article_at_its_paragraphs_and_not_after_a_code_fence()
     assert blocks(text) == ["## Intro\n\n", "First.\n\n```\ncode\n\nText in code\n```\n\nLast.\n\n- a\n\n- b"]
     text = "Intro.\n\n- a\n\n- b\n\nMore.\n\n> quote\n\nEnd."
     assert blocks(text) == ["Intro.\n\n- a\n\n- b\n\n", "More.\n\n> quote\n\n", "End."]
+
+
+def test_every_template_is_compiled_before_the_first_request(monkeypatch):
+    from draftline import views
+
+    views.compile_templates()
+
+    def compile_again(*args, **kwargs):
+        raise AssertionError("a template was compiled while serving")
+
+    monkeypatch.setattr(views.environment, "compile", compile_again)
+    for name in views.environment.list_templates():
+        views.environment.get_template(name)
