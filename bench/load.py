@@ -149,18 +149,21 @@ async def load(servers: list[AppServer], jobs: int, viewers: int, setup: str,
     )  # fmt: skip
 
 
+def app_env(llm_url: str, jobs: int, viewers: int) -> dict[str, str]:
+    """The app's settings for a load: every job and viewer is from 127.0.0.1, so its limits
+    are raised to the load's size."""
+    return {"OPENAI_BASE_URL": llm_url, "DRAFTLINE_MODEL": "fake",
+            "DRAFTLINE_MAX_RUNNING_JOBS": str(jobs), "DRAFTLINE_MAX_WAITING_PER_CLIENT": str(jobs),
+            "DRAFTLINE_JOBS_PER_MINUTE": str(jobs), "DRAFTLINE_MAX_STREAMS_PER_CLIENT": str(viewers),
+            "DRAFTLINE_MAX_STREAMS": str(viewers), "DRAFTLINE_LOG_LEVEL": "warning"}  # fmt: skip
+
+
 def run_setup(setup: str, args: argparse.Namespace, llm_url: str, data: Path) -> Figures:
     kind, _, count = setup.partition(":")
     processes = int(count or 1)
     if kind not in ("sqlite", "redis") or (kind == "sqlite" and processes != 1):
         raise SystemExit(f"--setup {setup}: use sqlite, or redis:N")
-    env = {"OPENAI_BASE_URL": llm_url, "DRAFTLINE_MODEL": "fake",
-           "DRAFTLINE_MAX_RUNNING_JOBS": str(args.jobs),
-           "DRAFTLINE_MAX_WAITING_PER_CLIENT": str(args.jobs),
-           "DRAFTLINE_JOBS_PER_MINUTE": str(args.jobs),  # every job and viewer is from 127.0.0.1
-           "DRAFTLINE_MAX_STREAMS_PER_CLIENT": str(args.viewers),
-           "DRAFTLINE_MAX_STREAMS": str(args.viewers),
-           "DRAFTLINE_LOG_LEVEL": "warning"}  # fmt: skip
+    env = app_env(llm_url, args.jobs, args.viewers)
     here = data / setup.replace(":", "-")
     here.mkdir()
     redis = None

@@ -20,9 +20,12 @@ class AppServer:
     """The real app, `python -m uvicorn --factory draftline.app:create_app`, in its own process on
     a free loopback port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]):
+    def __init__(self, data_dir: Path, env: dict[str, str], http: str = "h11"):
         self.data_dir = data_dir
         self.env = env
+        # h11, as `draftline` serves (security.DeadlineH11Protocol), even where httptools is
+        # installed and plain uvicorn would pick it
+        self.http = http
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir / f"app-{self.port}.log"
@@ -42,7 +45,7 @@ class AppServer:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "--factory", "draftline.app:create_app",
                  "--host", "127.0.0.1", "--port", str(self.port),
-                 "--timeout-graceful-shutdown", "5"],
+                 "--timeout-graceful-shutdown", "5", "--http", self.http],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + 20
