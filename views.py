@@ -44,7 +44,7 @@ def markdown(text: str, *, standalone: bool = False) -> Markup:
     """
     text = text or ""
     if standalone or "]:" in text:  # a link reference reaches across blocks: read it whole
-        return Markup(_sanitized(_markdown.render(text or ""), standalone))
+        return Markup(markdown_whole(text, standalone=standalone))
     # A streaming article is drawn again every STREAM_INTERVAL, so each block is drawn once and
     # remembered: the cost of an update is its last paragraph, not the whole article so far.
     return Markup("".join(_block_html(block) for block in blocks(text)))
@@ -72,12 +72,13 @@ def blocks(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=4096)
 def _block_html(block: str) -> str:
-    return _sanitized(_markdown.render(block), standalone=False)
+    return markdown_whole(block)
 
 
-def _sanitized(html: str, standalone: bool) -> str:
+def markdown_whole(text: str, *, standalone: bool = False) -> str:
+    """markdown() drawn in one piece, with nothing remembered."""
     return nh3.clean(
-        html,
+        _markdown.render(text),
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
         attribute_filter=_absolute_links_only if standalone else None,
@@ -131,6 +132,7 @@ def compile_templates() -> None:
     viewers after a start, often hundreds reconnecting at once, wait behind each compile."""
     for name in environment.list_templates():
         environment.get_template(name)
+
 
 # Which partials an event with a given key redraws. An event's key fixes its parts, so a later
 # event with the same key always supersedes an earlier one (jobs.py keeps only the latest).

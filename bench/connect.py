@@ -26,14 +26,13 @@ from pathlib import Path
 import httpx
 
 from bench.figures import machine
-from bench.load import app_env, cpu_seconds
+from bench.load import app_env, cpu_seconds, open_stream
 from tests.app_server import AppServer
 from tests.fake_llm import free_port
 
+
 async def first_event(port: int, job_id: str, arrived: list[int], close: asyncio.Event) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
-    request = f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-    writer.write(f"{request}Accept: text/event-stream\r\n\r\n".encode())
+    reader, writer = await open_stream(port, job_id)
     while line := await reader.readline():
         if line.startswith(b"event: "):
             arrived.append(1)

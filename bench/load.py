@@ -58,11 +58,17 @@ class Figures:
         return self.events / self.elapsed
 
 
-async def viewer(port: int, job_id: str, delays: list[float], counts: list[int]) -> None:
+async def open_stream(port: int, job_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A job's event stream, on a raw socket: a client that costs the load next to nothing."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
     request = f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
     writer.write(f"{request}Accept: text/event-stream\r\n\r\n".encode())
     await writer.drain()
+    return reader, writer
+
+
+async def viewer(port: int, job_id: str, delays: list[float], counts: list[int]) -> None:
+    reader, writer = await open_stream(port, job_id)
     published, name = None, None
     try:
         while line := await reader.readline():

@@ -40,10 +40,6 @@ def stream_cost(text: str, draw) -> float:
     return time.perf_counter() - started
 
 
-def whole(text: str) -> str:
-    return views._sanitized(views._markdown.render(text), standalone=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--words", type=int, default=2600)
@@ -55,7 +51,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         text = article(args.words, args.paragraphs, round_)
         costs["blocks"].append(stream_cost(text, views.markdown))
-        costs["whole"].append(stream_cost(text, whole))
+        costs["whole"].append(stream_cost(text, views.markdown_whole))
     blocks, whole_ = (statistics.median(costs[k]) for k in ("blocks", "whole"))
     print(f"{args.words} words in {args.paragraphs} paragraphs, drawn every 12 words")
     print(f"  block by block: {blocks * 1000:8.1f} ms per article (median of {args.rounds})")
